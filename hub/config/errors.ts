@@ -1,0 +1,121 @@
+/**
+ * Turning schema issues into lines a user can act on: `fleet.yaml:12: devices[1].sensors[0].range: expected ...`.
+ */
+import { type Document, isMap, isNode, isPair, isScalar, isSeq, type LineCounter, type Node } from "yaml";
+import type { z } from "zod";
+
+/** One problem in a fleet file. `line` is 1-based; 0 when the problem has no place in the text. */
+export interface FleetIssue {
+  file: string;
+  line: number;
+  /** Dotted path with indices, e.g. `devices[1].sensors[0].range`; empty for the top level. */
+  path: string;
+  message: string;
+}
+
+/** Thrown by the loaders when a fleet file cannot be read, parsed or validated; the message is one line per issue. */
+export class FleetConfigError extends Error {
+  readonly issues: readonly FleetIssue[];
+  constructor(issues: FleetIssue[]) {
+    super(issues.map(formatIssue).join("\n"));
+    this.name = "FleetConfigError";
+    this.issues = issues;
+  }
+}
+
+/** `file:line: path: message`, leaving out what is unknown. */
+export function formatIssue(issue: FleetIssue): string {
+  const where = issue.line > 0 ? `${issue.file}:${issue.line}` : issue.file;
+  return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
+}
+
+/** `["devices", 1, "id"]` → `devices[1].id`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out;
+}
+
+/**
+ * The 1-based line where `path` is written. When the path does not exist (a missing key), the line of the
+ * deepest node that does. With `key`, the line of that key inside the map at `path` (for unknown keys).
+ */
+export function lineOf(
+  doc: Document,
+  counter: LineCounter,
+  path: readonly PropertyKey[],
+  key?: string,
+): number {
+  let node: unknown = doc.contents;
+  let best: Node | null = isNode(node) ? node : null;
+  const segments: PropertyKey[] = key === undefined ? [...path] : [...path, key];
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i];
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === seg);
+      if (!pair) break;
+      // For the last segment of an unknown-key lookup, point at the key itself.
+      if (key !== undefined && i === segments.length - 1 && isNode(pair.key)) {
+        best = pair.key;
+        break;
+      }
+      node = pair.value;
+      // A block collection starts on the line after its key; the key's line is where the user looks.
+      if ((isMap(node) || isSeq(node)) && !node.flow && isNode(pair.key)) best = pair.key;
+      else if (isNode(node)) best = node;
+      else if (isNode(pair.key)) best = pair.key;
+    } else if (isSeq(node) && typeof seg === "number") {
+      node = node.items[seg];
+      if (isNode(node)) best = node;
+      else break;
+    } else break;
+  }
+  const offset = best?.range?.[0];
+  return offset === undefined ? 0 : counter.linePos(offset).line;
+}
+
+/** Maps zod's issues to {@link FleetIssue}s, with the message reworded as "expected ...". */
+export function issuesFromZod(
+  error: z.ZodError,
+  file: string,
+  doc: Document,
+  counter: LineCounter,
+): FleetIssue[] {
+  const out: FleetIssue[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        out.push({
+          file,
+          line: lineOf(doc, counter, issue.path, key),
+          path: formatPath([...issue.path, key]),
+          message: `unknown key "${key}"`,
+        });
+      }
+      continue;
+    }
+    out.push({
+      file,
+      line: lineOf(doc, counter, issue.path),
+      path: formatPath(issue.path),
+      message: reword(issue),
+    });
+  }
+  return out.sort((a, b) => a.line - b.line);
+}
+
+function reword(issue: z.core.$ZodIssue): string {
+  if (issue.code === "invalid_type" && issue.message.startsWith("Invalid input")) {
+    return issue.input === undefined ? `required: expected ${issue.expected}` : `expected ${issue.expected}`;
+  }
+  if (issue.code === "invalid_value" && issue.message.startsWith("Invalid")) {
+    return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+  if (issue.code === "invalid_type" && issue.input === undefined && !issue.message.startsWith("required")) {
+    return `required: ${issue.message}`;
+  }
+  return issue.message;
+}
