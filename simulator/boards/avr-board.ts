@@ -1,0 +1,416 @@
+/**
+ * One emulated AVR board on avr8js: CPU, timers, USART0, GPIO ports, ADC, EEPROM, watchdog, self-programming and
+ * the reset logic (BOOTRST, MCUSR flags), plus sleep fast-forward. Synchronous and clock-free: whoever owns the board
+ * calls {@link AvrBoard.run} with a cycle budget (see runner.ts for real-time pacing).
+ */
+import {
+  AVRADC,
+  AVRClock,
+  AVREEPROM,
+  AVRIOPort,
+  AVRTimer,
+  AVRUSART,
+  AVRWatchdog,
+  avrInstruction,
+  CPU,
+  EEPROMMemoryBackend,
+  PinState,
+} from "avr8js";
+import { type HexImage, loadIntelHex } from "./intel-hex.ts";
+import { type McuName, type McuSpec, mcuSpec, RESET_FLAG, type ResetCause, ResetFlag } from "./mcu.ts";
+import { SleepHorizon } from "./sleep.ts";
+import { FlashProgrammer } from "./spm.ts";
+
+const OPCODE_SLEEP = 0x9588;
+
+interface ClockEvent {
+  cycles: number;
+  callback: () => void;
+  next: ClockEvent | null;
+}
+const SMCR_SE = 0x01;
+const WDTCSR_WDCE = 0x10;
+const WDTCSR_WDE = 0x08;
+
+/** A pin's level as the outside world sees it. */
+export type PinLevel = "low" | "high" | "input" | "input-pullup";
+
+const LEVEL: Record<PinState, PinLevel> = {
+  [PinState.Low]: "low",
+  [PinState.High]: "high",
+  [PinState.Input]: "input",
+  [PinState.InputPullUp]: "input-pullup",
+};
+
+/** A change on one pin, as the firmware drives it. */
+export interface PinChange {
+  port: string;
+  bit: number;
+  /** Arduino pin number, when the pin has one. */
+  pin: number | undefined;
+  level: PinLevel;
+  /** Emulated time of the change, in CPU cycles since power-on. */
+  cycles: number;
+}
+
+/** How to build a board. Hex texts, not paths: the board does no IO. */
+export interface AvrBoardOptions {
+  mcu: McuName;
+  /** Application firmware (Intel HEX text). */
+  hex?: string;
+  /** Bootloader (Intel HEX text). The reset vector moves to the boot section that holds it (BOOTRST programmed). */
+  bootloader?: string;
+  /** Initial EEPROM contents (defaults to erased, 0xFF). */
+  eeprom?: Uint8Array;
+}
+
+/** Counters for benchmarks and tests; all cumulative since power-on. */
+export interface BoardStats {
+  /** Emulated CPU cycles. */
+  cycles: number;
+  /** Instructions executed. */
+  instructions: number;
+  /** Cycles skipped while the CPU slept. */
+  sleepCycles: number;
+  resets: number;
+}
+
+/** Callbacks a board owner installs (one each; the board is not an EventEmitter to keep the hot path lean). */
+export interface AvrBoardHooks {
+  onTransmit?: (bytes: Uint8Array) => void;
+  onPinChange?: (change: PinChange) => void;
+  onReset?: (cause: ResetCause, mcusr: number) => void;
+  /** Every SPM page write (byte address). */
+  onFlashWrite?: (address: number) => void;
+}
+
+/** An emulated AVR board. */
+export class AvrBoard {
+  readonly spec: McuSpec;
+  readonly flash: Uint8Array;
+  readonly eeprom: EEPROMMemoryBackend;
+  /** Byte address the CPU starts at after a reset (0, or the boot section when a bootloader is loaded). */
+  readonly resetVector: number;
+  readonly hooks: AvrBoardHooks = {};
+  readonly stats: BoardStats = { cycles: 0, instructions: 0, sleepCycles: 0, resets: 0 };
+  readonly firmware: HexImage | undefined;
+  readonly bootloaderImage: HexImage | undefined;
+
+  private readonly progMem: Uint16Array;
+  private readonly programmer: FlashProgrammer;
+  private readonly analog: number[];
+  /** Levels driven onto input pins from outside, by port letter: [mask, values]. */
+  private readonly inputs = new Map<string, { mask: number; values: number }>();
+  private readonly rxQueue: number[] = [];
+  private txBuffer: number[] = [];
+
+  private cpu!: CPU;
+  private usart!: AVRUSART;
+  private adc!: AVRADC;
+  private ports!: Map<string, AVRIOPort>;
+  private horizon!: SleepHorizon;
+  private pinLevels!: Map<string, PinState[]>;
+  private pendingReset = 0;
+  private cyclesAtPendingReset = 0;
+  /** Cycles of CPUs that were replaced by a reset. */
+  private cyclesBefore = 0;
+  private sleepArmed = false;
+  private sleeping = false;
+  private readonly pinOfPortBit = new Map<string, number>();
+
+  constructor(options: AvrBoardOptions) {
+    this.spec = mcuSpec(options.mcu);
+    const spec = this.spec;
+    this.flash = new Uint8Array(spec.flashBytes).fill(0xff);
+    this.progMem = new Uint16Array(this.flash.buffer);
+    if (options.hex) this.firmware = loadIntelHex(options.hex, this.flash, `${spec.name} flash`);
+    let bootStart = spec.flashBytes - spec.bootSectionBytes[0]!;
+    if (options.bootloader) {
+      this.bootloaderImage = loadIntelHex(options.bootloader, this.flash, `${spec.name} flash`);
+      const size = spec.bootSectionBytes.find((s) => spec.flashBytes - s <= this.bootloaderImage!.start);
+      if (size === undefined) {
+        throw new Error(
+          `bootloader starts at 0x${this.bootloaderImage.start.toString(16)}, below the largest ${spec.name} boot section`,
+        );
+      }
+      bootStart = spec.flashBytes - size;
+    }
+    this.resetVector = options.bootloader ? bootStart : 0;
+    this.programmer = new FlashProgrammer(this.flash, spec.pageBytes, bootStart);
+    this.programmer.onPageWrite = (address) => this.hooks.onFlashWrite?.(address);
+    this.eeprom = new EEPROMMemoryBackend(spec.eepromBytes);
+    if (options.eeprom) this.eeprom.memory.set(options.eeprom.subarray(0, spec.eepromBytes));
+    this.analog = new Array(spec.analogChannels).fill(0);
+    spec.digitalPins.forEach(([port, bit], pin) => {
+      this.pinOfPortBit.set(`${port}${bit}`, pin);
+    });
+    this.build(ResetFlag.PORF);
+  }
+
+  /** Emulated cycles since power-on. */
+  get cycles(): number {
+    return (
+      this.cyclesBefore + (Number.isFinite(this.cpu.cycles) ? this.cpu.cycles : this.cyclesAtPendingReset)
+    );
+  }
+
+  /** Emulated time since power-on, in seconds. */
+  get seconds(): number {
+    return this.cycles / this.spec.frequencyHz;
+  }
+
+  /** Whether the CPU is asleep (SLEEP executed, waiting for an interrupt). */
+  get isSleeping(): boolean {
+    return this.sleeping;
+  }
+
+  /** The firmware's current baud rate on USART0 (0 before it configured it). */
+  get baudRate(): number {
+    return this.usart.baudRate;
+  }
+
+  /** Current MCUSR value. */
+  get mcusr(): number {
+    return this.cpu.data[this.spec.registers.MCUSR]!;
+  }
+
+  /** Pages written by SPM since power-on. */
+  get flashPageWrites(): number {
+    return this.programmer.writes;
+  }
+
+  /**
+   * Resets the board. `external` is the RESET pin (a Uno's DTR auto-reset), `power-on` also clears MCUSR's other
+   * flags; the bootloader, if any, runs first. Queued serial input is dropped, as the USB-serial chip's bytes would be.
+   */
+  reset(cause: ResetCause = "external"): void {
+    this.rxQueue.length = 0;
+    this.finishPendingReset();
+    this.build(RESET_FLAG[cause]);
+  }
+
+  /** Queues bytes for the firmware's USART0 receiver; they arrive one character time apart at its baud rate. */
+  receive(bytes: Uint8Array | readonly number[]): void {
+    for (const b of bytes) this.rxQueue.push(b);
+    this.pumpRx();
+  }
+
+  /** Bytes queued for the receiver and not yet delivered. */
+  get rxPending(): number {
+    return this.rxQueue.length;
+  }
+
+  /** Sets the voltage on an analog input (channel n = An), 0..5 V at the default AVCC reference. */
+  setAnalog(channel: number, volts: number): void {
+    if (!Number.isInteger(channel) || channel < 0 || channel >= this.spec.analogChannels) {
+      throw new RangeError(`analog channel ${channel} out of range (0..${this.spec.analogChannels - 1})`);
+    }
+    if (!Number.isFinite(volts)) throw new RangeError(`analog voltage must be a number, got ${volts}`);
+    this.analog[channel] = volts;
+    this.adc.channelValues[channel] = volts;
+  }
+
+  /** Drives an input pin high or low from outside (a button, a sensor); `null` releases it. */
+  setDigitalInput(pin: number, high: boolean | null): void {
+    const [port, bit] = this.portBit(pin);
+    const entry = this.inputs.get(port) ?? { mask: 0, values: 0 };
+    if (high === null) entry.mask &= ~(1 << bit);
+    else entry.mask |= 1 << bit;
+    entry.values = high ? entry.values | (1 << bit) : entry.values & ~(1 << bit);
+    this.inputs.set(port, entry);
+    this.ports.get(port)!.setPin(bit, high ?? false);
+  }
+
+  /** The level of an Arduino pin. */
+  pinLevel(pin: number): PinLevel {
+    const [port, bit] = this.portBit(pin);
+    return LEVEL[this.ports.get(port)!.pinState(bit)];
+  }
+
+  /** Reads a data-space byte (registers, I/O, SRAM) — for tests and debugging. */
+  peek(address: number): number {
+    return this.cpu.data[address] ?? 0;
+  }
+
+  /** Arduino pin number → [port letter, bit]. */
+  portBit(pin: number): readonly [string, number] {
+    const pb = this.spec.digitalPins[pin];
+    if (!pb)
+      throw new RangeError(
+        `pin ${pin} does not exist on ${this.spec.name} (0..${this.spec.digitalPins.length - 1})`,
+      );
+    return pb;
+  }
+
+  /**
+   * Runs the CPU for up to `budget` cycles. A sleeping CPU skips ahead to its next wake-up event. Returns the cycles
+   * actually emulated (a reset during the slice ends it early).
+   */
+  run(budget: number): number {
+    const start = this.cycles;
+    let cpu = this.cpu;
+    const end = cpu.cycles + budget;
+    const progMem = this.progMem;
+    let instructions = 0;
+    while (cpu.cycles < end) {
+      if (this.sleeping) {
+        if (!this.sleepUntil(end)) break;
+        continue;
+      }
+      if (this.sleepArmed && progMem[cpu.pc] === OPCODE_SLEEP) {
+        cpu.pc++;
+        cpu.cycles++;
+        instructions++;
+        this.sleeping = true;
+        continue;
+      }
+      avrInstruction(cpu);
+      cpu.tick();
+      instructions++;
+    }
+    this.stats.instructions += instructions;
+    if (this.pendingReset) {
+      const flag = this.pendingReset;
+      this.finishPendingReset();
+      this.build(flag);
+      cpu = this.cpu;
+    }
+    this.flushTx();
+    const ran = this.cycles - start;
+    this.stats.cycles = this.cycles;
+    return ran;
+  }
+
+  /** Sleeps until an interrupt is taken (returns true) or `end` is reached (returns false). */
+  private sleepUntil(end: number): boolean {
+    const cpu = this.cpu;
+    for (;;) {
+      const from = cpu.cycles;
+      const target = Math.min(this.horizon.next(), end);
+      if (target > from) {
+        cpu.cycles = target;
+        this.stats.sleepCycles += target - from;
+      }
+      // Fire the due clock events the way CPU.tick() does, but take interrupts only afterwards (takeInterrupt).
+      const events = cpu as unknown as { nextClockEvent: ClockEvent | null };
+      for (let ev = events.nextClockEvent; ev && ev.cycles <= cpu.cycles; ev = events.nextClockEvent) {
+        ev.callback();
+        events.nextClockEvent = ev.next;
+        if (!Number.isFinite(cpu.cycles)) return false; // watchdog reset
+      }
+      if (this.takeInterrupt()) return true;
+      if (cpu.cycles >= end) return false;
+    }
+  }
+
+  /** Wakes the CPU if an enabled interrupt is pending: the vector is taken before the next instruction. */
+  private takeInterrupt(): boolean {
+    const cpu = this.cpu;
+    if (!cpu.interruptsEnabled || cpu.nextInterrupt < 0) return false;
+    this.sleeping = false;
+    cpu.tick();
+    return true;
+  }
+
+  private finishPendingReset(): void {
+    if (!this.pendingReset) return;
+    this.cpu.cycles = this.cyclesAtPendingReset;
+    this.pendingReset = 0;
+  }
+
+  /** (Re)creates CPU and peripherals, keeping flash, EEPROM, analog inputs and externally driven pins. */
+  private build(flag: number): void {
+    const spec = this.spec;
+    const old = this.cpu;
+    const oldMcusr = old ? old.data[spec.registers.MCUSR]! : 0;
+    if (old) {
+      this.cyclesBefore += old.cycles;
+      this.stats.resets++;
+    }
+    const cpu = new CPU(this.progMem, spec.ramEnd + 1 - 0x100);
+    this.cpu = cpu;
+    const clock = new AVRClock(cpu, spec.frequencyHz);
+    const timers = spec.timers.map((config) => new AVRTimer(cpu, config));
+    this.usart = new AVRUSART(cpu, spec.usart0, spec.frequencyHz);
+    this.ports = new Map();
+    this.pinLevels = new Map();
+    for (const [name, config] of Object.entries(spec.ports)) {
+      const port = new AVRIOPort(cpu, config);
+      this.ports.set(name, port);
+      this.pinLevels.set(
+        name,
+        Array.from({ length: 8 }, (_, bit) => port.pinState(bit)),
+      );
+      const input = this.inputs.get(name);
+      if (input) {
+        for (let bit = 0; bit < 8; bit++)
+          if (input.mask & (1 << bit)) port.setPin(bit, !!(input.values & (1 << bit)));
+      }
+      port.addListener(() => this.portChanged(name, port));
+    }
+    this.adc = new AVRADC(cpu, spec.adc);
+    this.analog.forEach((v, i) => {
+      this.adc.channelValues[i] = v;
+    });
+    new AVREEPROM(cpu, this.eeprom, spec.eeprom);
+    new AVRWatchdog(cpu, spec.watchdog, clock);
+    this.horizon = new SleepHorizon(cpu, timers);
+    this.programmer.attach(cpu, spec.registers.SPMCSR);
+
+    // avr8js' watchdog calls cpu.reset(), which only rewinds PC and SP: end the slice and rebuild everything instead.
+    cpu.reset = () => {
+      this.pendingReset = ResetFlag.WDRF;
+      this.cyclesAtPendingReset = cpu.cycles;
+      cpu.cycles = Number.POSITIVE_INFINITY;
+    };
+    cpu.writeHooks[spec.registers.SMCR] = (value) => {
+      this.sleepArmed = (value & SMCR_SE) !== 0;
+      return false;
+    };
+    this.usart.onByteTransmit = (b) => this.txBuffer.push(b);
+    this.usart.onRxComplete = () => this.pumpRx();
+    this.usart.onConfigurationChange = () => this.pumpRx();
+
+    this.sleepArmed = false;
+    this.sleeping = false;
+    // MCUSR keeps earlier flags until the firmware clears it; a power-on reset clears the others.
+    cpu.data[spec.registers.MCUSR] = flag === ResetFlag.PORF ? flag : oldMcusr | flag;
+    if (flag === ResetFlag.WDRF) {
+      // WDRF forces WDE on, at the shortest timeout (16 ms): firmware must turn the watchdog off early.
+      cpu.writeData(spec.registers.WDTCSR, WDTCSR_WDCE | WDTCSR_WDE);
+      cpu.writeData(spec.registers.WDTCSR, WDTCSR_WDE);
+    }
+    cpu.pc = this.resetVector >> 1;
+    const cause = (Object.entries(RESET_FLAG).find(([, f]) => f === flag)?.[0] ?? "external") as ResetCause;
+    this.hooks.onReset?.(cause, cpu.data[spec.registers.MCUSR]!);
+  }
+
+  private portChanged(name: string, port: AVRIOPort): void {
+    const levels = this.pinLevels.get(name)!;
+    for (let bit = 0; bit < 8; bit++) {
+      const state = port.pinState(bit);
+      if (state !== levels[bit]) {
+        levels[bit] = state;
+        this.hooks.onPinChange?.({
+          port: name,
+          bit,
+          pin: this.pinOfPortBit.get(`${name}${bit}`),
+          level: LEVEL[state],
+          cycles: this.cycles,
+        });
+      }
+    }
+  }
+
+  private pumpRx(): void {
+    const u = this.usart;
+    if (this.rxQueue.length > 0 && !u.rxBusy && u.rxEnable) u.writeByte(this.rxQueue.shift()!);
+  }
+
+  private flushTx(): void {
+    if (this.txBuffer.length === 0) return;
+    const bytes = Uint8Array.from(this.txBuffer);
+    this.txBuffer = [];
+    this.hooks.onTransmit?.(bytes);
+  }
+}
