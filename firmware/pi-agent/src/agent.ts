@@ -1,0 +1,382 @@
+/**
+ * The agent's MQTT session: the device side of the contract in DESIGN.md §2.
+ *
+ * Every reading is first appended to the disk buffer and then published from it, QoS 1, in order; a reading leaves
+ * the buffer only when the broker has acknowledged it (PUBACK). While the broker is unreachable the buffer just grows
+ * (up to its bound), and on reconnection the pump resumes from the oldest unacknowledged reading, with its original
+ * `ts` and `seq`. Each connection is a fresh mqtt.js client with its own reconnection turned off: the agent owns the
+ * backoff (exponential, with jitter) and never lets a stale client resend behind its back.
+ */
+import { EventEmitter } from "node:events";
+import { connect, type MqttClient } from "mqtt";
+import pino, { type Logger } from "pino";
+import { z } from "zod";
+import { DiskQueue } from "./buffer.ts";
+import { type Clock, every, systemClock, type TimerHandle } from "./clock.ts";
+import type { AgentConfig, SensorConfig } from "./config.ts";
+import { SysfsGpio } from "./gpio.ts";
+import { CommandError, Outputs } from "./outputs.ts";
+import { openSensor, type SensorReader } from "./sensors.ts";
+import { AgentState, readBootId } from "./state.ts";
+import { SensorReadError } from "./sysfs/reading.ts";
+
+/** One buffered reading, as stored on disk (short keys: the buffer holds many of them). */
+export interface BufferedReading {
+  s: string;
+  v: number | boolean | string;
+  ts: number;
+  seq: number;
+}
+
+export interface AgentOptions {
+  config: AgentConfig;
+  clock?: Clock;
+  logger?: Logger;
+  /** Source of jitter for the reconnection backoff, in [0, 1). */
+  random?: () => number;
+  /** How many QoS 1 readings may await their PUBACK at once. */
+  window?: number;
+}
+
+/** Events an {@link Agent} emits (for the CLI's logs, the simulator and tests). */
+export interface AgentEvents {
+  /** Connected, subscribed to `cmd/#` and `online` published. */
+  online: [];
+  /** The connection was lost or refused; `delayMs` is the wait before the next attempt. */
+  offline: [{ reason: string; delayMs: number }];
+  /** A reading was taken and buffered. */
+  reading: [BufferedReading];
+  /** A reading was rejected (CRC error, missing file...): counted, logged, not published. */
+  rejected: [{ sensor: string; code: string; message: string }];
+  /** A command was executed or refused. */
+  command: [{ target: string; id: string; op: string; ok: boolean; error?: string }];
+}
+
+const commandSchema = z.object({
+  id: z.string().min(1),
+  op: z.string().min(1),
+  args: z.record(z.string(), z.unknown()).optional(),
+});
+
+interface Reply {
+  id: string;
+  ok: boolean;
+  error?: string;
+}
+
+/** Replies are remembered by command id so a QoS 1 redelivery is answered again without acting twice. */
+const REMEMBERED_REPLIES = 128;
+
+/** A running agent. `start()` it, `stop()` it; everything else follows from the config. */
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly config: AgentConfig;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private readonly window: number;
+  private readonly gpio: SysfsGpio;
+  private readonly outputs: Outputs;
+  private readonly topicBase: string;
+  private queue: DiskQueue<BufferedReading> | undefined;
+  private state: AgentState | undefined;
+  private client: MqttClient | undefined;
+  /** Bumped whenever a connection ends, so callbacks of a dead client are ignored. */
+  private generation = 0;
+  private isOnline = false;
+  private stopping = false;
+  private attempt = 0;
+  private inflight = 0;
+  private reconnectTimer: TimerHandle | undefined;
+  private stoppers: (() => void)[] = [];
+  private startedAt = 0;
+  private readonly rejectedCounts: Record<string, number> = {};
+  private readonly replies = new Map<string, Reply>();
+
+  constructor(opts: AgentOptions) {
+    super();
+    this.config = opts.config;
+    this.clock = opts.clock ?? systemClock;
+    this.log = (opts.logger ?? pino({ level: "silent" })).child({ device: opts.config.device });
+    this.random = opts.random ?? Math.random;
+    this.window = opts.window ?? 32;
+    this.gpio = new SysfsGpio(this.config.ioRoot, { clock: this.clock });
+    this.outputs = new Outputs(this.gpio, this.config.outputs, this.config.gpioBase, this.clock, this.log);
+    this.topicBase = `${this.config.prefix}/${this.config.device}`;
+  }
+
+  /** True while connected to the broker. */
+  get online(): boolean {
+    return this.isOnline;
+  }
+
+  /** Readings buffered on disk and not yet acknowledged by the broker. */
+  get buffered(): number {
+    return this.queue?.pending ?? 0;
+  }
+
+  /** Readings dropped because the disk buffer was full (since the buffer was created). */
+  get dropped(): number {
+    return this.queue?.dropped ?? 0;
+  }
+
+  /** Why this run started (`power-on`, `agent-restart`, `agent-crash`); sent in every heartbeat. */
+  get resetCause(): string | undefined {
+    return this.state?.resetCause;
+  }
+
+  /** The logical state of every output. */
+  outputStates(): Record<string, boolean | "blink"> {
+    return this.outputs.snapshot();
+  }
+
+  /** Opens the state and buffer, sets up GPIO lines, starts sampling and connects. */
+  async start(): Promise<void> {
+    const cfg = this.config;
+    this.startedAt = this.clock.monotonic();
+    this.state = AgentState.open(cfg.stateDir, readBootId(cfg.ioRoot));
+    this.queue = DiskQueue.open<BufferedReading>({ dir: cfg.buffer.dir, maxBytes: cfg.buffer.maxBytes });
+    this.log.info(
+      { resetCause: this.state.resetCause, buffered: this.queue.pending, dropped: this.queue.dropped },
+      "agent starting",
+    );
+    await this.outputs.init();
+    const io = { ioRoot: cfg.ioRoot, gpio: this.gpio, gpioBase: cfg.gpioBase };
+    const readers: [SensorConfig, SensorReader][] = [];
+    for (const sensor of cfg.sensors) readers.push([sensor, await openSensor(sensor, io)]);
+    for (const [sensor, reader] of readers) this.startSampling(sensor, reader);
+    this.stoppers.push(every(this.clock, cfg.heartbeatMs, () => this.heartbeat()));
+    this.connect();
+  }
+
+  /**
+   * Stops sampling, publishes `offline` (retained) and disconnects cleanly (so the broker does not fire the will),
+   * and closes the buffer. Buffered readings stay on disk for the next start.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const stop of this.stoppers.splice(0)) stop();
+    this.outputs.stop();
+    if (this.reconnectTimer) this.clock.clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    this.client = undefined;
+    this.generation++;
+    if (client) {
+      if (this.isOnline) {
+        await new Promise<void>((resolve) => {
+          const timer = this.clock.setTimeout(resolve, 2000);
+          client.publish(`${this.topicBase}/status`, "offline", { qos: 1, retain: true }, () => {
+            this.clock.clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      await new Promise<void>((resolve) => client.end(!this.isOnline, {}, () => resolve()));
+    }
+    this.isOnline = false;
+    this.queue?.close();
+    this.state?.markCleanStop();
+    this.log.info("agent stopped");
+  }
+
+  private startSampling(sensor: SensorConfig, reader: SensorReader): void {
+    let busy = false;
+    const log = this.log.child({ sensor: sensor.id });
+    const sample = async () => {
+      if (busy || this.stopping) return; // a slow bus (1-Wire conversions take ~750 ms): skip, do not pile up
+      busy = true;
+      try {
+        const reading = await reader();
+        if (this.stopping) return;
+        this.record(sensor.id, reading.value);
+      } catch (err) {
+        if (err instanceof SensorReadError) {
+          this.rejectedCounts[sensor.id] = (this.rejectedCounts[sensor.id] ?? 0) + 1;
+          log.warn(
+            { code: err.code, err: err.message, rejected: this.rejectedCounts[sensor.id] },
+            "reading rejected",
+          );
+          this.emit("rejected", { sensor: sensor.id, code: err.code, message: err.message });
+        } else {
+          log.error({ err }, "cannot record reading");
+        }
+      } finally {
+        busy = false;
+      }
+    };
+    void sample();
+    this.stoppers.push(every(this.clock, sensor.periodMs, () => void sample()));
+  }
+
+  /** Buffers one reading with the next seq of its sensor, then lets the pump publish it. */
+  private record(sensor: string, value: number | boolean | string): void {
+    const state = this.state as AgentState;
+    const reading: BufferedReading = {
+      s: sensor,
+      v: value,
+      ts: this.clock.now(),
+      seq: state.nextSeq(sensor),
+    };
+    (this.queue as DiskQueue<BufferedReading>).append(reading);
+    this.emit("reading", reading);
+    this.pump();
+  }
+
+  private pump(): void {
+    const client = this.client;
+    const queue = this.queue;
+    if (!this.isOnline || !client || !queue) return;
+    const gen = this.generation;
+    while (this.inflight < this.window) {
+      const rec = queue.next();
+      if (!rec) return;
+      this.inflight++;
+      const { s, v, ts, seq } = rec.data;
+      const payload = JSON.stringify({ value: v, ts, seq });
+      client.publish(`${this.topicBase}/telemetry/${s}`, payload, { qos: 1 }, (err) => {
+        if (gen !== this.generation) return; // that connection is gone; the reading will be resent
+        this.inflight--;
+        if (err) {
+          this.log.warn(
+            { sensor: s, seq, err: err.message },
+            "publish failed; will resend after reconnecting",
+          );
+          return;
+        }
+        queue.ack(rec.index);
+        this.pump();
+      });
+    }
+  }
+
+  private heartbeat(): void {
+    if (!this.isOnline || !this.client) return;
+    const body = {
+      ts: this.clock.now(),
+      uptimeS: Math.floor((this.clock.monotonic() - this.startedAt) / 1000),
+      resetCause: this.state?.resetCause,
+      buffered: this.buffered,
+      dropped: this.dropped,
+      rejected: { ...this.rejectedCounts },
+    };
+    this.client.publish(`${this.topicBase}/heartbeat`, JSON.stringify(body), { qos: 0 });
+  }
+
+  private connect(): void {
+    if (this.stopping) return;
+    const cfg = this.config;
+    const gen = this.generation;
+    const client = connect(cfg.broker, {
+      protocolVersion: 4,
+      clientId: cfg.device,
+      username: cfg.device,
+      password: cfg.token,
+      clean: true,
+      keepalive: 30,
+      connectTimeout: 10_000,
+      reconnectPeriod: 0,
+      will: { topic: `${this.topicBase}/status`, payload: Buffer.from("offline"), qos: 1, retain: true },
+      ...(cfg.ca ? { ca: cfg.ca } : {}),
+    });
+    this.client = client;
+    let refused: string | undefined;
+    client.on("connect", () => {
+      if (gen !== this.generation) return;
+      this.onConnect(client, gen);
+    });
+    client.on("message", (topic, payload) => {
+      if (gen === this.generation) void this.onCommand(client, topic, payload);
+    });
+    client.on("error", (err) => {
+      refused = err.message;
+      if (gen === this.generation) this.log.warn({ err: err.message, broker: cfg.broker }, "mqtt error");
+    });
+    client.on("close", () => {
+      if (gen !== this.generation || this.stopping) return;
+      this.generation++;
+      client.removeAllListeners("message");
+      client.end(true);
+      const wasOnline = this.isOnline;
+      this.isOnline = false;
+      this.inflight = 0;
+      this.queue?.rewind();
+      const delayMs = this.backoff();
+      const reason = refused ?? (wasOnline ? "connection lost" : "connection failed");
+      this.log.warn(
+        { reason, delayMs, buffered: this.buffered },
+        wasOnline ? "disconnected" : "cannot connect",
+      );
+      this.emit("offline", { reason, delayMs });
+      this.reconnectTimer = this.clock.setTimeout(() => {
+        this.reconnectTimer = undefined;
+        this.connect();
+      }, delayMs);
+    });
+  }
+
+  /** Exponential backoff with "equal jitter": half the delay fixed, half random, capped at reconnect.maxMs. */
+  private backoff(): number {
+    const { minMs, maxMs } = this.config.reconnect;
+    const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(this.attempt, 30));
+    this.attempt++;
+    return Math.round(ceiling / 2 + (this.random() * ceiling) / 2);
+  }
+
+  private onConnect(client: MqttClient, gen: number): void {
+    this.attempt = 0;
+    client.subscribe(`${this.topicBase}/cmd/#`, { qos: 1 }, (err) => {
+      if (err && gen === this.generation) this.log.error({ err: err.message }, "cannot subscribe to cmd/#");
+    });
+    client.publish(`${this.topicBase}/status`, "online", { qos: 1, retain: true });
+    this.isOnline = true;
+    this.log.info({ broker: this.config.broker, buffered: this.buffered }, "connected");
+    this.emit("online");
+    this.heartbeat();
+    this.pump();
+  }
+
+  private async onCommand(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
+    const prefix = `${this.topicBase}/cmd/`;
+    if (!topic.startsWith(prefix)) return;
+    const target = topic.slice(prefix.length);
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString("utf8"));
+    } catch {
+      body = undefined;
+    }
+    const parsed = commandSchema.safeParse(body);
+    if (!parsed.success) {
+      const id = typeof (body as { id?: unknown })?.id === "string" ? (body as { id: string }).id : "";
+      const error = `bad command on cmd/${target}: expected JSON {"id": string, "op": string, "args"?: object}`;
+      this.sendReply(client, { id, ok: false, error });
+      this.emit("command", { target, id, op: "", ok: false, error });
+      return;
+    }
+    const { id, op, args } = parsed.data;
+    const known = this.replies.get(id);
+    if (known) {
+      this.sendReply(client, known); // redelivered: answer again, do not act twice
+      return;
+    }
+    let reply: Reply;
+    try {
+      await this.outputs.execute(target, op, args);
+      reply = { id, ok: true };
+      this.log.info({ output: target, op, id }, "command done");
+    } catch (err) {
+      const error = err instanceof CommandError ? err.message : `internal error: ${(err as Error).message}`;
+      reply = { id, ok: false, error };
+      this.log.warn({ output: target, op, id, error }, "command refused");
+    }
+    this.replies.set(id, reply);
+    if (this.replies.size > REMEMBERED_REPLIES)
+      this.replies.delete(this.replies.keys().next().value as string);
+    this.sendReply(client, reply);
+    this.emit("command", { target, id, op, ok: reply.ok, ...(reply.error ? { error: reply.error } : {}) });
+  }
+
+  private sendReply(client: MqttClient, reply: Reply): void {
+    client.publish(`${this.topicBase}/reply`, JSON.stringify(reply), { qos: 1 });
+  }
+}
