@@ -1,0 +1,522 @@
+/**
+ * Durable history in SQLite (better-sqlite3): telemetry, device status changes and supervision events, in
+ * `<dataDir>/ganglion.db`.
+ *
+ * Durability. The database runs in WAL mode. Every append commits before it returns (or, for
+ * {@link HistoryStore.persistTelemetry}, before its promise resolves), so a caller that acknowledges after that
+ * (the broker's PUBACK) never acknowledges a row that is not committed.
+ * - `synchronous: "full"` (the default): each commit fsyncs the WAL. A committed row survives `kill -9` of the hub
+ *   and a power cut or kernel crash.
+ * - `synchronous: "normal"`: commits reach the WAL file (the OS page cache) without an fsync; the WAL is synced at
+ *   checkpoints. A committed row survives `kill -9` (the kernel still writes it out), but a power cut can lose the
+ *   last commits (the database stays consistent; it just ends earlier). Cheaper on SD cards.
+ * Group commit: rows handed to `persistTelemetry` in the same turn of the event loop share one transaction (and
+ * one fsync), so durability costs per batch, not per reading.
+ *
+ * Retention is a ring per sensor (like RingLogger): once a sensor holds more than its limit, the oldest rows (by
+ * `ts`) are deleted in the same transaction, through the `(sensor, ts)` index; the row count per sensor is kept
+ * in the `sensors` table, so nothing ever scans the telemetry table.
+ *
+ * Duplicates. A device replaying its buffer resends readings with the same `seq` and `ts`: a unique index on
+ * (device, sensor, seq, ts) makes the replay a no-op. `ts` is part of the key so an agent that restarts its
+ * `seq` counter from 0 is not mistaken for a replay and silently dropped.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+
+/** A telemetry value as the MQTT contract allows it. */
+export type ReadingValue = number | boolean | string;
+
+/** One reading to store. `seq` is the device's per-sensor counter; readings without one are never deduplicated. */
+export interface TelemetryRow {
+  device: string;
+  sensor: string;
+  /** Epoch milliseconds, as the device stamped it. */
+  ts: number;
+  value: ReadingValue;
+  seq?: number | null;
+}
+
+/** A stored reading as `GET /api/devices/:id/telemetry` returns it (`sensor` added when no sensor was asked). */
+export interface StoredReading {
+  ts: number;
+  value: ReadingValue;
+  seq: number | null;
+  sensor?: string;
+}
+
+/** The newest reading of one sensor, and the state the hub last published for it, if any. */
+export interface LatestReading {
+  device: string;
+  sensor: string;
+  ts: number;
+  value: ReadingValue;
+  seq: number | null;
+  /** Last `state/<sensor>` payload saved with {@link HistoryStore.saveState} (unit, health, ...). */
+  state?: Record<string, unknown>;
+}
+
+/** A supervision or device event (DESIGN.md §2); extra fields are kept. */
+export interface HubEvent {
+  type: string;
+  path: string;
+  ts: number;
+  reason?: string;
+  restarts?: number;
+  fault?: unknown;
+  [extra: string]: unknown;
+}
+
+/** A device status change. */
+export interface StatusChange {
+  device: string;
+  status: string;
+  ts: number;
+  reason?: string;
+}
+
+/** Options for {@link HistoryStore.open}. */
+export interface StoreOptions {
+  /** Directory for `ganglion.db` (created if missing). */
+  dataDir: string;
+  /** `"full"` fsyncs every commit (survives power loss); `"normal"` survives only process death. */
+  synchronous?: "full" | "normal";
+  /** Telemetry rows kept per sensor unless {@link HistoryStore.setRetention} says otherwise. Default 100 000. */
+  retention?: number;
+  /** Events and status changes kept (each table); the oldest are pruned. Default 1 000 000. */
+  maxEvents?: number;
+}
+
+/** Query for {@link HistoryStore.telemetry}. */
+export interface TelemetryQuery {
+  device: string;
+  sensor?: string;
+  /** Only readings with `ts >= since` (epoch ms), oldest first from there. */
+  since?: number;
+  /** Default 1000, at most 10 000. */
+  limit?: number;
+}
+
+/** Query for {@link HistoryStore.events}. */
+export interface EventQuery {
+  since?: number;
+  limit?: number;
+  device?: string;
+  type?: string;
+}
+
+/** Default and maximum `limit` of the history queries (the HTTP API's contract). */
+export const DEFAULT_LIMIT = 1000;
+export const MAX_LIMIT = 10_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS sensors (
+  id INTEGER PRIMARY KEY,
+  device TEXT NOT NULL,
+  sensor TEXT NOT NULL,
+  rows INTEGER NOT NULL DEFAULT 0,
+  state TEXT,
+  UNIQUE (device, sensor)
+);
+CREATE TABLE IF NOT EXISTS telemetry (
+  id INTEGER PRIMARY KEY,
+  sensor_id INTEGER NOT NULL REFERENCES sensors(id),
+  ts INTEGER NOT NULL,
+  seq INTEGER,
+  value TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS telemetry_dedup ON telemetry (sensor_id, seq, ts) WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS telemetry_by_ts ON telemetry (sensor_id, ts);
+CREATE TABLE IF NOT EXISTS status (
+  id INTEGER PRIMARY KEY,
+  device TEXT NOT NULL,
+  status TEXT NOT NULL,
+  reason TEXT,
+  ts INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS status_by_device ON status (device, ts);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  path TEXT NOT NULL,
+  device TEXT,
+  ts INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_by_device ON events (device, ts);
+`;
+
+function clampLimit(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return DEFAULT_LIMIT;
+  return Math.max(1, Math.min(MAX_LIMIT, Math.floor(limit)));
+}
+
+/** The device an event is about: the segment after `hub/fleet/` in its path. */
+export function deviceOfPath(path: string): string | null {
+  const m = /^hub\/fleet\/([^/]+)/.exec(path);
+  return m?.[1] ?? null;
+}
+
+interface SensorEntry {
+  id: number;
+  rows: number;
+  limit: number | undefined;
+}
+
+interface Pending {
+  row: TelemetryRow;
+  resolve: (inserted: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+/** The hub's history. Synchronous and single-connection: one per process, owned by the Events service. */
+export class HistoryStore {
+  /** Path of the database file. */
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly defaultRetention: number;
+  private readonly maxEvents: number;
+  private readonly sensors = new Map<string, SensorEntry>();
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  private closed = false;
+  /** Counters for introspection and benchmarks. */
+  readonly stats = { inserted: 0, duplicates: 0, pruned: 0, commits: 0 };
+
+  private readonly stmts: {
+    insertSensor: Database.Statement;
+    insertTelemetry: Database.Statement;
+    updateRows: Database.Statement;
+    prune: Database.Statement;
+    insertStatus: Database.Statement;
+    insertEvent: Database.Statement;
+    pruneEvents: Database.Statement;
+    pruneStatus: Database.Statement;
+    saveState: Database.Statement;
+    latest: Database.Statement;
+  };
+
+  private constructor(options: StoreOptions) {
+    mkdirSync(options.dataDir, { recursive: true });
+    this.file = join(options.dataDir, "ganglion.db");
+    this.defaultRetention = options.retention ?? 100_000;
+    this.maxEvents = options.maxEvents ?? 1_000_000;
+    this.db = new Database(this.file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+    this.db.pragma("foreign_keys = ON");
+    this.db.exec(SCHEMA);
+    this.stmts = {
+      insertSensor: this.db.prepare("INSERT INTO sensors (device, sensor) VALUES (?, ?) RETURNING id"),
+      insertTelemetry: this.db.prepare(
+        "INSERT OR IGNORE INTO telemetry (sensor_id, ts, seq, value) VALUES (?, ?, ?, ?)",
+      ),
+      updateRows: this.db.prepare("UPDATE sensors SET rows = ? WHERE id = ?"),
+      prune: this.db.prepare(
+        "DELETE FROM telemetry WHERE id IN (SELECT id FROM telemetry WHERE sensor_id = ? ORDER BY ts, id LIMIT ?)",
+      ),
+      insertStatus: this.db.prepare("INSERT INTO status (device, status, reason, ts) VALUES (?, ?, ?, ?)"),
+      insertEvent: this.db.prepare(
+        "INSERT INTO events (type, path, device, ts, data) VALUES (?, ?, ?, ?, ?)",
+      ),
+      pruneEvents: this.db.prepare("DELETE FROM events WHERE id <= ?"),
+      pruneStatus: this.db.prepare("DELETE FROM status WHERE id <= ?"),
+      saveState: this.db.prepare("UPDATE sensors SET state = ? WHERE id = ?"),
+      latest: this.db.prepare(
+        "SELECT ts, seq, value FROM telemetry WHERE sensor_id = ? ORDER BY ts DESC, id DESC LIMIT 1",
+      ),
+    };
+    for (const row of this.db.prepare("SELECT id, device, sensor, rows FROM sensors").all() as {
+      id: number;
+      device: string;
+      sensor: string;
+      rows: number;
+    }[]) {
+      this.sensors.set(`${row.device}\0${row.sensor}`, { id: row.id, rows: row.rows, limit: undefined });
+    }
+  }
+
+  /** Opens (creating if needed) the history in `options.dataDir`. */
+  static open(options: StoreOptions): HistoryStore {
+    return new HistoryStore(options);
+  }
+
+  private sensor(device: string, sensor: string): SensorEntry {
+    const key = `${device}\0${sensor}`;
+    let entry = this.sensors.get(key);
+    if (!entry) {
+      const { id } = this.stmts.insertSensor.get(device, sensor) as { id: number };
+      entry = { id, rows: 0, limit: undefined };
+      this.sensors.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Sets how many telemetry rows one sensor keeps (from its config's `retention`); pruned on its next append. */
+  setRetention(device: string, sensor: string, rows: number): void {
+    this.sensor(device, sensor).limit = rows;
+  }
+
+  private readonly insertBatch = (rows: readonly TelemetryRow[]): boolean[] => {
+    const results: boolean[] = [];
+    const touched = new Set<SensorEntry>();
+    for (const row of rows) {
+      const entry = this.sensor(row.device, row.sensor);
+      const info = this.stmts.insertTelemetry.run(
+        entry.id,
+        row.ts,
+        row.seq ?? null,
+        JSON.stringify(row.value),
+      );
+      const inserted = info.changes > 0;
+      results.push(inserted);
+      if (inserted) {
+        entry.rows++;
+        touched.add(entry);
+      }
+    }
+    for (const entry of touched) {
+      const limit = entry.limit ?? this.defaultRetention;
+      if (entry.rows > limit) {
+        const pruned = this.stmts.prune.run(entry.id, entry.rows - limit).changes;
+        entry.rows -= pruned;
+        this.stats.pruned += pruned;
+      }
+      this.stmts.updateRows.run(entry.rows, entry.id);
+    }
+    return results;
+  };
+
+  private commitTelemetry(rows: readonly TelemetryRow[]): boolean[] {
+    const snapshot = [...this.sensors.values()].map((e) => [e, e.rows] as const);
+    try {
+      const results = this.db.transaction(this.insertBatch)(rows);
+      this.stats.commits++;
+      for (const inserted of results) {
+        if (inserted) this.stats.inserted++;
+        else this.stats.duplicates++;
+      }
+      return results;
+    } catch (err) {
+      // The transaction rolled back: so must the in-memory row counts.
+      for (const [entry, rows] of snapshot) entry.rows = rows;
+      throw err;
+    }
+  }
+
+  /**
+   * Appends readings in one transaction; returns once it is committed (see the durability note above).
+   * @returns for each row, whether it was new (`false`: a duplicate of a stored (seq, ts)).
+   */
+  appendTelemetry(rows: TelemetryRow | readonly TelemetryRow[]): boolean[] {
+    this.assertOpen();
+    return this.commitTelemetry(Array.isArray(rows) ? rows : [rows as TelemetryRow]);
+  }
+
+  /**
+   * Appends one reading with group commit: rows handed over in the same turn of the event loop are committed in
+   * one transaction. Resolves (`true` if new, `false` if a duplicate) once that transaction is committed; rejects
+   * if it failed. This is what the broker awaits before it sends a PUBACK.
+   */
+  persistTelemetry(row: TelemetryRow): Promise<boolean> {
+    this.assertOpen();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ row, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits what {@link persistTelemetry} has queued. Called by itself; public for shutdown paths. */
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    try {
+      const results = this.commitTelemetry(batch.map((p) => p.row));
+      batch.forEach((p, i) => {
+        p.resolve(results[i] ?? false);
+      });
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    }
+  }
+
+  /** Records a device status change (`online`, `offline`, `down`). Committed on return. */
+  appendStatus(change: StatusChange): void {
+    this.assertOpen();
+    const { lastInsertRowid } = this.stmts.insertStatus.run(
+      change.device,
+      change.status,
+      change.reason ?? null,
+      change.ts,
+    );
+    const cut = Number(lastInsertRowid) - this.maxEvents;
+    if (cut > 0 && Number(lastInsertRowid) % 1000 === 0) this.stmts.pruneStatus.run(cut);
+  }
+
+  /** Records a supervision or device event. `device` defaults to the one its path names. Committed on return. */
+  appendEvent(event: HubEvent, device?: string): void {
+    this.assertOpen();
+    const { lastInsertRowid } = this.stmts.insertEvent.run(
+      event.type,
+      event.path,
+      device ?? deviceOfPath(event.path),
+      event.ts,
+      JSON.stringify(event),
+    );
+    // Pruning by id keeps the newest maxEvents rows; done every 1000 inserts so it costs nothing per event.
+    const cut = Number(lastInsertRowid) - this.maxEvents;
+    if (cut > 0 && Number(lastInsertRowid) % 1000 === 0) this.stmts.pruneEvents.run(cut);
+  }
+
+  /**
+   * Readings of one device (one sensor, or all), oldest first. With `since`: the first `limit` readings from
+   * there. Without: the newest `limit` readings (still returned oldest first), which is what a chart wants.
+   */
+  telemetry(query: TelemetryQuery): StoredReading[] {
+    this.assertOpen();
+    const limit = clampLimit(query.limit);
+    const ids: [number, string][] = [];
+    for (const [key, entry] of this.sensors) {
+      const [device, sensor] = key.split("\0") as [string, string];
+      if (device === query.device && (query.sensor === undefined || sensor === query.sensor)) {
+        ids.push([entry.id, sensor]);
+      }
+    }
+    if (ids.length === 0) return [];
+    const names = new Map(ids);
+    const placeholders = ids.map(() => "?").join(", ");
+    const where = `sensor_id IN (${placeholders})${query.since !== undefined ? " AND ts >= ?" : ""}`;
+    const params: number[] = ids.map(([id]) => id);
+    if (query.since !== undefined) params.push(query.since);
+    const sql =
+      query.since !== undefined
+        ? `SELECT sensor_id, ts, seq, value FROM telemetry WHERE ${where} ORDER BY ts, id LIMIT ?`
+        : `SELECT * FROM (SELECT id, sensor_id, ts, seq, value FROM telemetry WHERE ${where}
+             ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id`;
+    const rows = this.db.prepare(sql).all(...params, limit) as {
+      sensor_id: number;
+      ts: number;
+      seq: number | null;
+      value: string;
+    }[];
+    return rows.map((r) => {
+      const out: StoredReading = { ts: r.ts, value: JSON.parse(r.value) as ReadingValue, seq: r.seq };
+      if (query.sensor === undefined) out.sensor = names.get(r.sensor_id) ?? "";
+      return out;
+    });
+  }
+
+  /** Events, oldest first, filtered by `since` (ts >= since), device and type; `limit` as for telemetry. */
+  events(query: EventQuery = {}): HubEvent[] {
+    this.assertOpen();
+    const limit = clampLimit(query.limit);
+    const conds: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.since !== undefined) {
+      conds.push("ts >= ?");
+      params.push(query.since);
+    }
+    if (query.device !== undefined) {
+      conds.push("device = ?");
+      params.push(query.device);
+    }
+    if (query.type !== undefined) {
+      conds.push("type = ?");
+      params.push(query.type);
+    }
+    const where = conds.length > 0 ? `WHERE ${conds.join(" AND ")}` : "";
+    const sql =
+      query.since !== undefined
+        ? `SELECT data FROM events ${where} ORDER BY ts, id LIMIT ?`
+        : `SELECT data FROM (SELECT id, ts, data FROM events ${where} ORDER BY ts DESC, id DESC LIMIT ?)
+             ORDER BY ts, id`;
+    const rows = this.db.prepare(sql).all(...params, limit) as { data: string }[];
+    return rows.map((r) => JSON.parse(r.data) as HubEvent);
+  }
+
+  /** Status changes of one device, oldest first (`since` and `limit` as for telemetry). */
+  statusHistory(device: string, options: { since?: number; limit?: number } = {}): StatusChange[] {
+    this.assertOpen();
+    const limit = clampLimit(options.limit);
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM (SELECT id, device, status, reason, ts FROM status WHERE device = ? AND ts >= ?
+           ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id`,
+      )
+      .all(device, options.since ?? Number.MIN_SAFE_INTEGER, limit) as {
+      device: string;
+      status: string;
+      reason: string | null;
+      ts: number;
+    }[];
+    return rows.map((r) => ({
+      device: r.device,
+      status: r.status,
+      ts: r.ts,
+      ...(r.reason === null ? {} : { reason: r.reason }),
+    }));
+  }
+
+  /** Saves the `state/<sensor>` payload the hub last published, so it can re-publish it after a restart. */
+  saveState(device: string, sensor: string, state: Record<string, unknown>): void {
+    this.assertOpen();
+    this.stmts.saveState.run(JSON.stringify(state), this.sensor(device, sensor).id);
+  }
+
+  /** The newest reading of every sensor that has one (one index seek each), with its saved state. */
+  latest(): LatestReading[] {
+    this.assertOpen();
+    const out: LatestReading[] = [];
+    const states = new Map(
+      (
+        this.db.prepare("SELECT id, state FROM sensors WHERE state IS NOT NULL").all() as {
+          id: number;
+          state: string;
+        }[]
+      ).map((r) => [r.id, JSON.parse(r.state) as Record<string, unknown>]),
+    );
+    for (const [key, entry] of this.sensors) {
+      const row = this.stmts.latest.get(entry.id) as
+        | { ts: number; seq: number | null; value: string }
+        | undefined;
+      if (!row) continue;
+      const [device, sensor] = key.split("\0") as [string, string];
+      const reading: LatestReading = {
+        device,
+        sensor,
+        ts: row.ts,
+        seq: row.seq,
+        value: JSON.parse(row.value) as ReadingValue,
+      };
+      const state = states.get(entry.id);
+      if (state) reading.state = state;
+      out.push(reading);
+    }
+    return out;
+  }
+
+  /** Rows currently kept for a sensor (from the counter, not a scan). */
+  rowCount(device: string, sensor: string): number {
+    return this.sensors.get(`${device}\0${sensor}`)?.rows ?? 0;
+  }
+
+  /** Commits anything queued, checkpoints the WAL and closes the database. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.pragma("wal_checkpoint(TRUNCATE)");
+    this.db.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`history store ${this.file} is closed`);
+  }
+}
