@@ -1,0 +1,180 @@
+/** Shared fixtures of the pi-agent suites: a real aedes broker on 127.0.0.1, a hub-side mqtt.js client, configs. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Aedes, type Client } from "aedes";
+import { connect, type MqttClient } from "mqtt";
+import type { AgentConfig, AgentConfigInput } from "../../firmware/pi-agent/src/config.ts";
+import { parseConfig } from "../../firmware/pi-agent/src/config.ts";
+
+export interface TestBroker {
+  port: number;
+  aedes: Aedes;
+  /** CONNECT credentials seen, in order. */
+  logins: { clientId: string; username: string | undefined; password: string | undefined }[];
+  /** Subscriptions made, by client id. */
+  subscriptions: Map<string, string[]>;
+  /** Destroys one client's socket without a DISCONNECT (the broker then fires its will). */
+  cut(clientId: string): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an aedes broker on 127.0.0.1 (port 0 = a free one). Devices must log in with `tokens[username]`; the hub
+ * side logs in as `hub`.
+ */
+export async function startBroker(port = 0, tokens: Record<string, string> = {}): Promise<TestBroker> {
+  const aedes = await Aedes.createBroker();
+  const logins: TestBroker["logins"] = [];
+  const subscriptions = new Map<string, string[]>();
+  aedes.authenticate = (client: Client, username, password, done) => {
+    const pass = password?.toString();
+    logins.push({ clientId: client.id, username, password: pass });
+    const ok = username === "hub" || (username !== undefined && tokens[username] === pass);
+    if (ok) done(null, true);
+    else done(Object.assign(new Error("bad credentials"), { returnCode: 5 }) as never, false);
+  };
+  aedes.on("subscribe", (subs, client) => {
+    if (!client) return;
+    const list = subscriptions.get(client.id) ?? [];
+    list.push(...subs.map((s) => s.topic));
+    subscriptions.set(client.id, list);
+  });
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    aedes,
+    logins,
+    subscriptions,
+    cut(clientId) {
+      const client = (aedes as unknown as { clients: Record<string, { conn: Socket }> }).clients[clientId];
+      if (!client) throw new Error(`no client ${clientId} connected`);
+      client.conn.destroy();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => aedes.close(() => r()));
+    },
+  };
+}
+
+export interface Received {
+  topic: string;
+  text: string;
+  retain: boolean;
+  at: number;
+}
+
+/** A hub-side client subscribed to `topics`, collecting every message. */
+export interface HubClient {
+  client: MqttClient;
+  messages: Received[];
+  /** Parsed JSON payloads of one topic. */
+  json<T = Record<string, unknown>>(topic: string): T[];
+  /** Resolves when `predicate` holds over the messages (polled), or rejects after `timeoutMs`. */
+  until(predicate: (messages: Received[]) => boolean, timeoutMs?: number, what?: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function hubClient(port: number, topics: string[]): Promise<HubClient> {
+  const client = connect(`mqtt://127.0.0.1:${port}`, {
+    clientId: `hub-test-${Math.random().toString(16).slice(2)}`,
+    username: "hub",
+    password: "x",
+    reconnectPeriod: 100,
+    protocolVersion: 4,
+  });
+  const messages: Received[] = [];
+  client.on("message", (topic, payload, packet) => {
+    messages.push({ topic, text: payload.toString(), retain: packet.retain, at: Date.now() });
+  });
+  await new Promise<void>((resolve, reject) => {
+    client.once("connect", () => resolve());
+    client.once("error", reject);
+  });
+  await client.subscribeAsync(topics, { qos: 1 });
+  return {
+    client,
+    messages,
+    json: <T>(topic: string) => messages.filter((m) => m.topic === topic).map((m) => JSON.parse(m.text) as T),
+    until: (predicate, timeoutMs = 8000, what = "condition") =>
+      waitFor(() => predicate(messages), timeoutMs, what),
+    close: () => client.endAsync(true),
+  };
+}
+
+/** Polls `check` every 10 ms until it is true; rejects naming `what` after `timeoutMs`. */
+export async function waitFor(check: () => boolean, timeoutMs = 8000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A temp directory removed by the returned function. */
+export function tempDir(prefix = "ganglion-pi-"): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const W1_ADDRESS = "28-0000075c2f2a";
+
+/** A test config: one DS18B20, two BME280 channels, a button, a LED, a relay and a plain output. */
+export function testConfigInput(
+  port: number,
+  ioRoot: string,
+  stateDir: string,
+  overrides: Partial<AgentConfigInput> = {},
+): AgentConfigInput {
+  return {
+    device: "pi-1",
+    token: "secret-pi-1",
+    broker: `mqtt://127.0.0.1:${port}`,
+    heartbeatMs: 200,
+    ioRoot,
+    stateDir,
+    reconnect: { minMs: 50, maxMs: 400 },
+    sensors: [
+      { id: "water", kind: "ds18b20", address: W1_ADDRESS, periodMs: 50 },
+      { id: "air", kind: "iio", device: "bme280", channel: "temp", periodMs: 50 },
+      { id: "pressure", kind: "iio", device: "bme280", channel: "pressure", periodMs: 50 },
+      { id: "button", kind: "gpio-input", gpio: 17, activeLow: true, periodMs: 50 },
+    ],
+    outputs: [
+      { id: "led", kind: "led", gpio: 27 },
+      { id: "pump", kind: "relay", gpio: 22, activeLow: true },
+      { id: "fan", kind: "output", gpio: 5 },
+    ],
+    ...overrides,
+  };
+}
+
+export function testConfig(
+  port: number,
+  ioRoot: string,
+  stateDir: string,
+  overrides: Partial<AgentConfigInput> = {},
+): AgentConfig {
+  return parseConfig(testConfigInput(port, ioRoot, stateDir, overrides), stateDir, "test");
+}
+
+/** A port that refuses connections (bound then released). */
+export async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
