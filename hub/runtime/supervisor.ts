@@ -1,0 +1,647 @@
+/**
+ * Supervisor and DynamicSupervisor (OTP supervisor, Elixir DynamicSupervisor).
+ *
+ * A supervisor is a process that traps exits, starts its children in order, restarts them by its strategy when
+ * they exit, and gives up — exiting with `{shutdown: "reached_max_restart_intensity"}` so its own supervisor
+ * decides what to do — when more than `intensity` restarts happen within `periodMs`. Children stop in reverse
+ * start order, each honouring its `shutdown` (ms to wait after `shutdown` before `kill`, `brutal_kill`, or
+ * `infinity`). A child with `backoff` is restarted after a growing delay instead of counting against intensity.
+ *
+ * Children are linked to the supervisor after their `start` returns (or before, if `start` links to
+ * `ctx.parent` itself, as the helpers do), so a supervisor killed mid-start leaves no orphan when they link early.
+ */
+import { type BackoffOptions, backoffDelay } from "./backoff.ts";
+import { getClock, type TimerHandle } from "./clock.ts";
+import { emitRuntimeEvent } from "./events.ts";
+import type { Pid } from "./pid.ts";
+import { Exit, exit, exitProcess, type Process, spawn, TIMEOUT } from "./process.ts";
+import { type ExitReason, formatReason, isCleanExit, StartError } from "./reasons.ts";
+import { describeRef, names, type ServerRef, type Via, whereis } from "./registry.ts";
+
+/** When a child is restarted: always, only after an abnormal exit, or never (OTP restart types). */
+export type RestartType = "permanent" | "transient" | "temporary";
+/** How a child is stopped: ms to wait after `shutdown` before `kill`, `brutal_kill`, or wait forever. */
+export type Shutdown = number | "brutal_kill" | "infinity";
+/** Which children are restarted when one exits. */
+export type Strategy = "one_for_one" | "one_for_all" | "rest_for_one";
+
+/** What a child's `start` is given. */
+export interface ChildStartContext {
+  id: string;
+  /** The child's supervision path, e.g. `hub/fleet/uno-1`. */
+  path: string;
+  /** The supervisor: link to it to be start_link'ed. */
+  parent: Pid;
+}
+
+/** A child specification. */
+export interface ChildSpec {
+  /** Unique among its siblings; a path segment. */
+  id: string;
+  /** Starts the child and resolves with its pid; throwing is a failed start. */
+  start: (ctx: ChildStartContext) => Pid | Promise<Pid>;
+  restart?: RestartType;
+  /** Default 5000 for workers, `infinity` for supervisors (as in OTP). */
+  shutdown?: Shutdown;
+  type?: "worker" | "supervisor";
+  /** Restart with exponential backoff instead of counting against intensity. */
+  backoff?: BackoffOptions;
+}
+
+/** Supervisor flags and children. */
+export interface SupervisorSpec {
+  strategy?: Strategy;
+  /** Max restarts within `periodMs` before giving up (default 3). */
+  intensity?: number;
+  /** Default 5000 ms. */
+  periodMs?: number;
+  children?: ChildSpec[];
+  /** DynamicSupervisor: refuse to start more than this many children. */
+  maxChildren?: number;
+}
+
+/** Options for starting a supervisor. */
+export interface SupervisorStartOptions {
+  /** Its supervision path (a root supervisor names itself: `hub`); a child supervisor gets it from `ctx.path`. */
+  path?: string;
+  name?: string | Via<unknown>;
+  link?: Pid;
+}
+
+/** Status of a child as shown in the tree. */
+export type ChildStatus = "running" | "restarting" | "down";
+
+interface ChildState {
+  spec: ChildSpec;
+  pid: Pid | null;
+  status: ChildStatus;
+  restarts: number;
+  lastExit: { reason: string; ts: number } | undefined;
+  startedAt: number;
+  backoffAttempt: number;
+  backoffTimer: TimerHandle | null;
+  /** Bumped whenever the child is (re)started or stopped, so a stale backoff timer does nothing. */
+  generation: number;
+}
+
+/** @internal what introspection reads off a supervisor process. */
+export interface SupervisorState {
+  kind: "supervisor";
+  path: string;
+  strategy: Strategy;
+  intensity: number;
+  periodMs: number;
+  restartLog: number[];
+  children: ChildState[];
+  dynamic: boolean;
+}
+
+/** One row of {@link whichChildren}. */
+export interface ChildInfo {
+  id: string;
+  pid: Pid | null;
+  type: "worker" | "supervisor";
+  status: ChildStatus;
+  restarts: number;
+}
+
+type Op =
+  | { op: "start_child"; spec: ChildSpec }
+  | { op: "terminate_child"; id: string }
+  | { op: "restart_child"; id: string }
+  | { op: "delete_child"; id: string }
+  | { op: "stop"; reason: ExitReason };
+
+class Request {
+  constructor(
+    readonly op: Op,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (err: Error) => void,
+  ) {}
+}
+class BackoffDue {
+  constructor(
+    readonly id: string,
+    readonly generation: number,
+  ) {}
+}
+class RetryRestart {
+  constructor(readonly id: string) {}
+}
+
+/** Error for supervisor requests that cannot be done (unknown child, running child, max children...). */
+export class SupervisorError extends Error {
+  constructor(
+    message: string,
+    readonly code:
+      | "not_found"
+      | "running"
+      | "restarting"
+      | "already_present"
+      | "max_children"
+      | "not_running",
+  ) {
+    super(message);
+    this.name = "SupervisorError";
+  }
+}
+
+const DEFAULT_INTENSITY = 3;
+const DEFAULT_PERIOD_MS = 5000;
+
+function shutdownOf(spec: ChildSpec): Shutdown {
+  return spec.shutdown ?? (spec.type === "supervisor" ? "infinity" : 5000);
+}
+
+/**
+ * Starts a supervisor; resolves with its pid once every child has started. If a child fails to start, the ones
+ * already started are stopped and the promise rejects with {@link StartError}.
+ */
+export function startSupervisor(spec: SupervisorSpec, options: SupervisorStartOptions = {}): Promise<Pid> {
+  return startSupervisorProcess(spec, options, false);
+}
+
+/** Starts a DynamicSupervisor: one_for_one, children added with {@link startChild}, optional `maxChildren`. */
+export function startDynamicSupervisor(
+  spec: Omit<SupervisorSpec, "strategy" | "children">,
+  options: SupervisorStartOptions = {},
+): Promise<Pid> {
+  return startSupervisorProcess({ ...spec, strategy: "one_for_one", children: [] }, options, true);
+}
+
+function startSupervisorProcess(
+  spec: SupervisorSpec,
+  options: SupervisorStartOptions,
+  dynamic: boolean,
+): Promise<Pid> {
+  const clock = getClock;
+  for (const child of spec.children ?? []) validateSpec(child);
+  const ids = new Set<string>();
+  for (const child of spec.children ?? []) {
+    if (ids.has(child.id))
+      return Promise.reject(new StartError(`duplicate child id "${child.id}"`, "bad_spec"));
+    ids.add(child.id);
+  }
+  const state: SupervisorState = {
+    kind: "supervisor",
+    path: options.path ?? "supervisor",
+    strategy: spec.strategy ?? "one_for_one",
+    intensity: spec.intensity ?? DEFAULT_INTENSITY,
+    periodMs: spec.periodMs ?? DEFAULT_PERIOD_MS,
+    restartLog: [],
+    children: (spec.children ?? []).map(newChild),
+    dynamic,
+  };
+  const byPid = new Map<Pid, ChildState>();
+  const byId = new Map<string, ChildState>(state.children.map((c) => [c.spec.id, c]));
+
+  return new Promise<Pid>((resolveStart, rejectStart) => {
+    const pid = spawn(
+      async (self) => {
+        self.behaviour = state;
+        const pending = new Set<Request>();
+        self.onExit((reason) => {
+          for (const r of pending) r.reject(new StartError(`supervisor ${state.path} exited`, reason));
+        });
+        const childPath = (child: ChildState) => `${state.path}/${child.spec.id}`;
+
+        /** Starts one child; returns the failure reason or null. */
+        const startOne = async (
+          child: ChildState,
+          isRestart: boolean,
+        ): Promise<{ reason: unknown } | null> => {
+          let childPid: Pid;
+          try {
+            childPid = await child.spec.start({
+              id: child.spec.id,
+              path: childPath(child),
+              parent: self.pid,
+            });
+          } catch (err) {
+            const reason = err instanceof StartError ? err.reason : err;
+            child.pid = null;
+            return { reason };
+          }
+          self.link(childPid);
+          const proc = childPid.proc;
+          if (proc === null) return { reason: "noproc" }; // died at once: its Exit is in the mailbox
+          if (proc.parent === null) proc.parent = self.pid;
+          if (proc.label === undefined) proc.label = childPath(child);
+          child.pid = childPid;
+          child.status = "running";
+          child.startedAt = clock().now();
+          child.generation++;
+          byPid.set(childPid, child);
+          emitRuntimeEvent(
+            isRestart
+              ? {
+                  type: "restarted",
+                  path: childPath(child),
+                  pid: childPid.toString(),
+                  restarts: child.restarts,
+                }
+              : { type: "started", path: childPath(child), pid: childPid.toString() },
+          );
+          return null;
+        };
+
+        const isExitFrom = (pid: Pid) => (m: unknown) => m instanceof Exit && m.from === pid;
+
+        /** Stops one child by its shutdown spec and waits for it to be gone. */
+        const stopOne = async (child: ChildState, reason: ExitReason = "shutdown"): Promise<void> => {
+          clearBackoff(child);
+          const childPid = child.pid;
+          child.pid = null;
+          child.generation++;
+          if (childPid === null) return;
+          byPid.delete(childPid);
+          if (childPid.proc === null) {
+            // Already dead: its Exit is (or will be) in our mailbox; take it so it is not mistaken for a crash.
+            await self.receive(isExitFrom(childPid), 0);
+            return;
+          }
+          const shutdown = shutdownOf(child.spec);
+          if (shutdown === "brutal_kill") {
+            exit(childPid, "kill", self.pid);
+            await self.receive(isExitFrom(childPid));
+            return;
+          }
+          exit(childPid, reason, self.pid);
+          const got = await self.receive(
+            isExitFrom(childPid),
+            shutdown === "infinity" ? undefined : shutdown,
+          );
+          if (got === TIMEOUT) {
+            exit(childPid, "kill", self.pid);
+            await self.receive(isExitFrom(childPid));
+          }
+        };
+
+        const stopAll = async (children: ChildState[]) => {
+          for (let i = children.length - 1; i >= 0; i--) await stopOne(children[i] as ChildState);
+        };
+
+        const giveUp = async (reason: ExitReason) => {
+          emitRuntimeEvent({ type: "gave_up", path: state.path, reason: formatReason(reason) });
+          await stopAll(state.children);
+          for (const c of state.children) c.status = "down";
+          exitProcess(self, { shutdown: "reached_max_restart_intensity" });
+        };
+
+        const removeChild = (child: ChildState) => {
+          const i = state.children.indexOf(child);
+          if (i >= 0) state.children.splice(i, 1);
+          byId.delete(child.spec.id);
+        };
+
+        /** The children the strategy restarts along with `child`, in start order. */
+        const group = (child: ChildState): ChildState[] => {
+          if (state.strategy === "one_for_one") return [child];
+          if (state.strategy === "one_for_all") return [...state.children];
+          return state.children.slice(state.children.indexOf(child));
+        };
+
+        /** Counts a restart against intensity; false when the budget is exhausted. */
+        const withinIntensity = (): boolean => {
+          const now = clock().now();
+          state.restartLog.push(now);
+          while (state.restartLog.length > 0 && (state.restartLog[0] as number) <= now - state.periodMs) {
+            state.restartLog.shift();
+          }
+          return state.restartLog.length <= state.intensity;
+        };
+
+        /** (Re)starts `children` in order; a failure goes round the restart logic again. */
+        const restartGroup = async (children: ChildState[]) => {
+          for (const c of children) {
+            if (!byId.has(c.spec.id) || c.pid !== null) continue;
+            c.restarts++;
+            const failed = await startOne(c, true);
+            if (failed !== null) {
+              c.lastExit = { reason: formatReason(failed.reason), ts: clock().now() };
+              emitRuntimeEvent({ type: "exited", path: childPath(c), reason: c.lastExit.reason });
+              self.deliver(new RetryRestart(c.spec.id));
+              return;
+            }
+          }
+        };
+
+        const scheduleBackoff = (child: ChildState, reason: ExitReason) => {
+          const opts = child.spec.backoff as BackoffOptions;
+          const now = clock().now();
+          if (child.startedAt > 0 && now - child.startedAt >= (opts.resetAfterMs ?? 10_000))
+            child.backoffAttempt = 0;
+          child.backoffAttempt++;
+          const delayMs = backoffDelay(opts, child.backoffAttempt);
+          child.status = child.backoffAttempt > (opts.downAfter ?? 3) ? "down" : "restarting";
+          emitRuntimeEvent({
+            type: "backoff",
+            path: childPath(child),
+            reason: formatReason(reason),
+            delayMs,
+            attempt: child.backoffAttempt,
+            restarts: child.restarts,
+          });
+          const generation = child.generation;
+          child.backoffTimer = clock().setTimeout(
+            () => self.deliver(new BackoffDue(child.spec.id, generation)),
+            delayMs,
+          );
+        };
+
+        const clearBackoff = (child: ChildState) => {
+          if (child.backoffTimer !== null) clock().clearTimeout(child.backoffTimer);
+          child.backoffTimer = null;
+        };
+
+        /** A child exited or failed to restart: decide, by restart type, strategy and intensity. */
+        const onChildDown = async (child: ChildState, reason: ExitReason) => {
+          const restart = child.spec.restart ?? "permanent";
+          if (restart === "temporary" || (restart === "transient" && isCleanExit(reason))) {
+            if (restart === "temporary") removeChild(child);
+            else child.status = "down";
+            return;
+          }
+          const others = group(child).filter((c) => c !== child);
+          if (child.spec.backoff !== undefined) {
+            await stopAll(others);
+            for (const c of others) c.status = "restarting";
+            scheduleBackoff(child, reason);
+            return;
+          }
+          if (!withinIntensity()) {
+            child.status = "down";
+            await giveUp(reason);
+            return;
+          }
+          child.status = "restarting";
+          await stopAll(others);
+          await restartGroup(group(child));
+        };
+
+        const handleRequest = async (req: Request) => {
+          const { op } = req;
+          switch (op.op) {
+            case "start_child": {
+              validateSpec(op.spec);
+              if (byId.has(op.spec.id)) {
+                const existing = byId.get(op.spec.id) as ChildState;
+                throw new SupervisorError(
+                  `${state.path}: child "${op.spec.id}" ${existing.pid ? "is already running" : "already exists"}`,
+                  existing.pid ? "running" : "already_present",
+                );
+              }
+              if (spec.maxChildren !== undefined && state.children.length >= spec.maxChildren) {
+                throw new SupervisorError(
+                  `${state.path}: at its limit of ${spec.maxChildren} children`,
+                  "max_children",
+                );
+              }
+              const child = newChild(op.spec);
+              state.children.push(child);
+              byId.set(child.spec.id, child);
+              const failed = await startOne(child, false);
+              if (failed !== null) {
+                removeChild(child);
+                throw new StartError(
+                  `${childPath(child)} failed to start: ${formatReason(failed.reason)}`,
+                  failed.reason,
+                );
+              }
+              return child.pid;
+            }
+            case "terminate_child": {
+              const child = byId.get(op.id);
+              if (child === undefined)
+                throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
+              await stopOne(child);
+              child.status = "down";
+              child.lastExit = { reason: "shutdown", ts: clock().now() };
+              // Dynamic and temporary children are forgotten once stopped (DynamicSupervisor.terminate_child).
+              if (state.dynamic || child.spec.restart === "temporary") removeChild(child);
+              return undefined;
+            }
+            case "restart_child": {
+              const child = byId.get(op.id);
+              if (child === undefined)
+                throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
+              if (child.pid !== null)
+                throw new SupervisorError(`${state.path}: "${op.id}" is running`, "running");
+              clearBackoff(child);
+              const failed = await startOne(child, true);
+              if (failed !== null)
+                throw new StartError(`${childPath(child)} failed to restart`, failed.reason);
+              return child.pid;
+            }
+            case "delete_child": {
+              const child = byId.get(op.id);
+              if (child === undefined)
+                throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
+              if (child.pid !== null)
+                throw new SupervisorError(`${state.path}: "${op.id}" is running`, "running");
+              clearBackoff(child);
+              removeChild(child);
+              return undefined;
+            }
+            case "stop":
+              await stopAll(state.children);
+              exitProcess(self, op.reason);
+              return undefined;
+          }
+        };
+
+        // Initial start, in order.
+        for (const child of state.children) {
+          const failed = await startOne(child, false);
+          if (failed !== null) {
+            await stopAll(state.children);
+            const reason = {
+              shutdown: { failed_to_start_child: child.spec.id, reason: formatReason(failed.reason) },
+            };
+            rejectStart(
+              new StartError(
+                `${childPath(child)} failed to start: ${formatReason(failed.reason)}`,
+                failed.reason,
+              ),
+            );
+            exitProcess(self, reason);
+            return;
+          }
+        }
+        resolveStart(self.pid);
+
+        for (;;) {
+          const msg = await self.receive();
+          if (msg instanceof Exit) {
+            if (msg.from !== null && self.parent !== null && msg.from === self.parent) {
+              await stopAll(state.children);
+              exitProcess(self, msg.reason);
+              return;
+            }
+            const child = msg.from === null ? undefined : byPid.get(msg.from);
+            if (child === undefined) continue; // an exit from a process we no longer supervise
+            byPid.delete(msg.from as Pid);
+            child.pid = null;
+            child.lastExit = { reason: formatReason(msg.reason), ts: clock().now() };
+            emitRuntimeEvent({ type: "exited", path: childPath(child), reason: child.lastExit.reason });
+            await onChildDown(child, msg.reason);
+          } else if (msg instanceof Request) {
+            pending.add(msg);
+            try {
+              msg.resolve(await handleRequest(msg));
+            } catch (err) {
+              msg.reject(err as Error);
+            } finally {
+              pending.delete(msg);
+            }
+          } else if (msg instanceof BackoffDue) {
+            const child = byId.get(msg.id);
+            if (child === undefined || child.generation !== msg.generation || child.pid !== null) continue;
+            child.backoffTimer = null;
+            await restartGroup(group(child));
+          } else if (msg instanceof RetryRestart) {
+            const child = byId.get(msg.id);
+            if (child === undefined || child.pid !== null) continue;
+            await onChildDown(child, child.lastExit?.reason ?? "start_failed");
+          }
+        }
+      },
+      { trapExit: true, label: options.path ?? "supervisor" },
+    );
+    const proc = pid.proc as Process;
+    if (options.name !== undefined) {
+      try {
+        if (typeof options.name === "string") names.register(options.name, pid);
+        else options.name.via.register(options.name.key, pid);
+      } catch (err) {
+        exitProcess(proc, "normal");
+        rejectStart(new StartError((err as Error).message, { already_started: describeRef(options.name) }));
+        return;
+      }
+    }
+    if (options.link !== undefined) {
+      proc.parent = options.link;
+      proc.link(options.link);
+    }
+    proc.onExit((reason) =>
+      rejectStart(new StartError(`supervisor ${state.path} exited during start`, reason)),
+    );
+  });
+}
+
+function newChild(spec: ChildSpec): ChildState {
+  return {
+    spec,
+    pid: null,
+    status: "down",
+    restarts: 0,
+    lastExit: undefined,
+    startedAt: 0,
+    backoffAttempt: 0,
+    backoffTimer: null,
+    generation: 0,
+  };
+}
+
+const ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+function validateSpec(spec: ChildSpec): void {
+  if (typeof spec.id !== "string" || !ID_PATTERN.test(spec.id)) {
+    throw new StartError(
+      `bad child id ${JSON.stringify(spec.id)}: letters, digits, _ . - (max 64)`,
+      "bad_spec",
+    );
+  }
+  if (typeof spec.start !== "function")
+    throw new StartError(`child "${spec.id}" has no start function`, "bad_spec");
+}
+
+function request(sup: ServerRef, op: Op): Promise<unknown> {
+  const pid = whereis(sup);
+  if (pid === undefined)
+    return Promise.reject(new SupervisorError(`no supervisor ${describeRef(sup)}`, "not_running"));
+  return new Promise((resolve, reject) => (pid.proc as Process).deliver(new Request(op, resolve, reject)));
+}
+
+/** Adds and starts a child (supervisor:start_child / DynamicSupervisor.start_child). */
+export function startChild(sup: ServerRef, spec: ChildSpec): Promise<Pid> {
+  return request(sup, { op: "start_child", spec }) as Promise<Pid>;
+}
+/** Stops a child; a dynamic supervisor also forgets it. */
+export function terminateChild(sup: ServerRef, id: string): Promise<void> {
+  return request(sup, { op: "terminate_child", id }) as Promise<void>;
+}
+/** Starts a stopped child again. */
+export function restartChild(sup: ServerRef, id: string): Promise<Pid> {
+  return request(sup, { op: "restart_child", id }) as Promise<Pid>;
+}
+/** Removes a stopped child's spec. */
+export function deleteChild(sup: ServerRef, id: string): Promise<void> {
+  return request(sup, { op: "delete_child", id }) as Promise<void>;
+}
+/** Stops the supervisor and all its children (reverse start order), then resolves. */
+export async function stopSupervisor(sup: ServerRef, reason: ExitReason = "shutdown"): Promise<void> {
+  const pid = whereis(sup);
+  if (pid === undefined) return;
+  const gone = new Promise<void>((resolve) => (pid.proc as Process).onExit(() => resolve()));
+  await request(sup, { op: "stop", reason }).catch(() => undefined);
+  await gone;
+}
+
+function stateOf(sup: ServerRef): SupervisorState {
+  const proc = whereis(sup)?.proc;
+  const state = proc?.behaviour as SupervisorState | undefined;
+  if (state?.kind !== "supervisor")
+    throw new SupervisorError(`no supervisor ${describeRef(sup)}`, "not_running");
+  return state;
+}
+
+/** The children, in start order (supervisor:which_children). */
+export function whichChildren(sup: ServerRef): ChildInfo[] {
+  return stateOf(sup).children.map((c) => ({
+    id: c.spec.id,
+    pid: c.pid,
+    type: c.spec.type ?? "worker",
+    status: c.status,
+    restarts: c.restarts,
+  }));
+}
+
+/** Counts of children (supervisor:count_children). */
+export function countChildren(sup: ServerRef): {
+  specs: number;
+  active: number;
+  supervisors: number;
+  workers: number;
+} {
+  const children = stateOf(sup).children;
+  return {
+    specs: children.length,
+    active: children.filter((c) => c.pid !== null).length,
+    supervisors: children.filter((c) => c.spec.type === "supervisor").length,
+    workers: children.filter((c) => c.spec.type !== "supervisor").length,
+  };
+}
+
+/** A child spec for a supervisor under a supervisor. */
+export function supervisorChild(id: string, spec: SupervisorSpec, extra: Partial<ChildSpec> = {}): ChildSpec {
+  return {
+    id,
+    type: "supervisor",
+    start: (ctx) => startSupervisor(spec, { path: ctx.path, link: ctx.parent }),
+    ...extra,
+  };
+}
+
+/** A child spec for a dynamic supervisor under a supervisor. */
+export function dynamicSupervisorChild(
+  id: string,
+  spec: Omit<SupervisorSpec, "strategy" | "children"> = {},
+  extra: Partial<ChildSpec> = {},
+): ChildSpec {
+  return {
+    id,
+    type: "supervisor",
+    start: (ctx) => startDynamicSupervisor(spec, { path: ctx.path, link: ctx.parent }),
+    ...extra,
+  };
+}
