@@ -1,0 +1,92 @@
+/**
+ * Drives an {@link AvrBoard} from Node's event loop: in real time through a {@link RealTimePacer}, or as fast as
+ * the host allows. Each turn runs a slice, then yields so sockets and messages are served; an idle (sleeping) board
+ * is looked at less often, which with sleep fast-forward keeps its cost near zero.
+ */
+import type { AvrBoard } from "./avr-board.ts";
+import { RealTimePacer } from "./pacing.ts";
+
+/** Options for {@link BoardRunner}. */
+export interface RunnerOptions {
+  /** Pace to wall time (default true); false runs unthrottled. */
+  realtime?: boolean;
+  /** Emulated time per slice when unthrottled, and the catch-up limit when paced (ms). Default 5. */
+  sliceMs?: number;
+  /** Wall-time period of turns while the CPU sleeps with no serial input pending (ms). Default 10. */
+  idleTurnMs?: number;
+  /** Called after every turn (e.g. to flush batched events). */
+  afterTurn?: () => void;
+}
+
+/** Runs a board until stopped. */
+export class BoardRunner {
+  readonly realtime: boolean;
+  readonly pacer: RealTimePacer;
+  private readonly sliceCycles: number;
+  private readonly idleTurnMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private running = false;
+
+  constructor(
+    readonly board: AvrBoard,
+    private readonly options: RunnerOptions = {},
+  ) {
+    this.realtime = options.realtime ?? true;
+    const f = board.spec.frequencyHz;
+    this.sliceCycles = Math.round(((options.sliceMs ?? 5) * f) / 1000);
+    this.idleTurnMs = options.idleTurnMs ?? 10;
+    this.pacer = new RealTimePacer({ frequencyHz: f, maxCatchUpMs: options.sliceMs ?? 5 }, board.cycles);
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.pacer.restart(this.board.cycles);
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+  }
+
+  /** Runs a turn soon (serial input arrived): a sleeping board's next idle turn would come too late. */
+  kick(): void {
+    if (!this.running || this.immediate) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (!this.running) return;
+    if (ms <= 0) this.immediate = setImmediate(this.turn);
+    else this.timer = setTimeout(this.turn, ms);
+  }
+
+  private readonly turn = (): void => {
+    this.immediate = undefined;
+    this.timer = undefined;
+    if (!this.running) return;
+    const board = this.board;
+    if (!this.realtime) {
+      board.run(this.sliceCycles);
+      this.options.afterTurn?.();
+      this.schedule(0);
+      return;
+    }
+    const due = this.pacer.due(board.cycles);
+    if (due > 0) board.run(due);
+    this.options.afterTurn?.();
+    const busy = !board.isSleeping || board.rxPending > 0;
+    this.schedule(busy ? 1 : this.idleTurnMs);
+  };
+}
