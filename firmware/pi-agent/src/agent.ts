@@ -90,7 +90,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private stoppers: (() => void)[] = [];
   private startedAt = 0;
   private readonly rejectedCounts: Record<string, number> = {};
-  private readonly replies = new Map<string, Reply>();
+  private readonly replies = new Map<string, Promise<Reply>>();
 
   constructor(opts: AgentOptions) {
     super();
@@ -356,24 +356,34 @@ export class Agent extends EventEmitter<AgentEvents> {
     const { id, op, args } = parsed.data;
     const known = this.replies.get(id);
     if (known) {
-      this.sendReply(client, known); // redelivered: answer again, do not act twice
+      this.sendReply(client, await known); // redelivered: answer again, do not act twice
       return;
     }
-    let reply: Reply;
-    try {
-      await this.outputs.execute(target, op, args);
-      reply = { id, ok: true };
-      this.log.info({ output: target, op, id }, "command done");
-    } catch (err) {
-      const error = err instanceof CommandError ? err.message : `internal error: ${(err as Error).message}`;
-      reply = { id, ok: false, error };
-      this.log.warn({ output: target, op, id, error }, "command refused");
-    }
-    this.replies.set(id, reply);
+    const pending = this.execute(target, id, op, args);
+    // Remembered before it settles, so a redelivery arriving meanwhile waits for this one instead of acting.
+    this.replies.set(id, pending);
     if (this.replies.size > REMEMBERED_REPLIES)
       this.replies.delete(this.replies.keys().next().value as string);
+    const reply = await pending;
     this.sendReply(client, reply);
     this.emit("command", { target, id, op, ok: reply.ok, ...(reply.error ? { error: reply.error } : {}) });
+  }
+
+  private async execute(
+    target: string,
+    id: string,
+    op: string,
+    args?: Record<string, unknown>,
+  ): Promise<Reply> {
+    try {
+      await this.outputs.execute(target, op, args);
+      this.log.info({ output: target, op, id }, "command done");
+      return { id, ok: true };
+    } catch (err) {
+      const error = err instanceof CommandError ? err.message : `internal error: ${(err as Error).message}`;
+      this.log.warn({ output: target, op, id, error }, "command refused");
+      return { id, ok: false, error };
+    }
   }
 
   private sendReply(client: MqttClient, reply: Reply): void {
