@@ -16,7 +16,7 @@ import {
   EEPROMMemoryBackend,
   PinState,
 } from "avr8js";
-import { type HexImage, loadIntelHex } from "./intel-hex.ts";
+import { type HexImage, loadIntelHex, parseIntelHex } from "./intel-hex.ts";
 import { type McuName, type McuSpec, mcuSpec, RESET_FLAG, type ResetCause, ResetFlag } from "./mcu.ts";
 import { SleepHorizon } from "./sleep.ts";
 import { FlashProgrammer } from "./spm.ts";
@@ -95,6 +95,8 @@ export class AvrBoard {
   readonly stats: BoardStats = { cycles: 0, instructions: 0, sleepCycles: 0, resets: 0 };
   readonly firmware: HexImage | undefined;
   readonly bootloaderImage: HexImage | undefined;
+  /** Bootloader bytes that lay past the end of flash and were dropped. */
+  readonly bootloaderBytesDropped: number = 0;
 
   private readonly progMem: Uint16Array;
   private readonly programmer: FlashProgrammer;
@@ -126,7 +128,15 @@ export class AvrBoard {
     if (options.hex) this.firmware = loadIntelHex(options.hex, this.flash, `${spec.name} flash`);
     let bootStart = spec.flashBytes - spec.bootSectionBytes[0]!;
     if (options.bootloader) {
-      this.bootloaderImage = loadIntelHex(options.bootloader, this.flash, `${spec.name} flash`);
+      // Debian's optiboot_atmega328.hex (4.4) carries 20 bytes past 0x7FFF: the end of appStart, which no chip
+      // can hold. On the chip the PC wraps from the last word to 0 and so reaches the application anyway (see run()),
+      // so bytes past the end of flash are dropped here rather than refused.
+      this.bootloaderImage = parseIntelHex(options.bootloader);
+      for (const seg of this.bootloaderImage.segments) {
+        const fits = Math.max(0, Math.min(seg.data.length, spec.flashBytes - seg.address));
+        if (fits > 0) this.flash.set(seg.data.subarray(0, fits), seg.address);
+        this.bootloaderBytesDropped += seg.data.length - fits;
+      }
       const size = spec.bootSectionBytes.find((s) => spec.flashBytes - s <= this.bootloaderImage!.start);
       if (size === undefined) {
         throw new Error(
@@ -251,8 +261,10 @@ export class AvrBoard {
     let cpu = this.cpu;
     const end = cpu.cycles + budget;
     const progMem = this.progMem;
+    const words = progMem.length;
     let instructions = 0;
     while (cpu.cycles < end) {
+      if (cpu.pc >= words) cpu.pc -= words; // the PC wraps at the end of flash, as on the chip
       if (this.sleeping) {
         if (!this.sleepUntil(end)) break;
         continue;
@@ -367,6 +379,7 @@ export class AvrBoard {
       this.sleepArmed = (value & SMCR_SE) !== 0;
       return false;
     };
+    this.fixUcsraWrites(cpu);
     this.usart.onByteTransmit = (b) => this.txBuffer.push(b);
     this.usart.onRxComplete = () => this.pumpRx();
     this.usart.onConfigurationChange = () => this.pumpRx();
@@ -383,6 +396,25 @@ export class AvrBoard {
     cpu.pc = this.resetVector >> 1;
     const cause = (Object.entries(RESET_FLAG).find(([, f]) => f === flag)?.[0] ?? "external") as ResetCause;
     this.hooks.onReset?.(cause, cpu.data[spec.registers.MCUSR]!);
+  }
+
+  /**
+   * avr8js 0.21 stores only U2X and MPCM on a UCSRnA write, wiping the status flags: RXC and UDRE are read-only on
+   * the chip, and TXC clears only when written 1. The Mega's stk500v2 bootloader clears U2X just before starting the
+   * application, which then waited forever for UDRE.
+   */
+  private fixUcsraWrites(cpu: CPU): void {
+    const UCSRA = this.spec.usart0.UCSRA;
+    const RXC = 0x80;
+    const TXC = 0x40;
+    const UDRE = 0x20;
+    const avr8jsHook = cpu.writeHooks[UCSRA]!;
+    cpu.writeHooks[UCSRA] = (value, oldValue, addr, mask) => {
+      const flags = cpu.data[UCSRA]! & (RXC | UDRE | (value & TXC ? 0 : TXC));
+      avr8jsHook(value, oldValue, addr, mask);
+      cpu.data[UCSRA] = cpu.data[UCSRA]! | flags;
+      return true;
+    };
   }
 
   private portChanged(name: string, port: AVRIOPort): void {
