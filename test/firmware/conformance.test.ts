@@ -257,6 +257,23 @@ describe("ganglion-uno.hex through firmata-io on the emulated Uno", () => {
     expect(rig.resets).toEqual([]); // a soft reset, not a hardware one
   });
 
+  it("survives garbage, cut frames and oversized sysex, and keeps answering", async () => {
+    const received = rig.received.length;
+    const oversized = [0xf0, 0x76, ...Array.from({ length: 300 }, (_, i) => i & 0x7f), 0xf7];
+    const cut = [0xf0, 0x6b, 0x01, 0x02]; // a capability query cut off by the next command
+    rig.board.receive([0x12, 0x7f, 0x00, 0xa5, 0x01, 0xf1, 0xf3, 0x40, ...oversized, ...cut, 0xf4, 13, 1]);
+    await rig.advance(100);
+    // Nothing in there deserved an answer: the cut query and the oversized I2C request are dropped.
+    const answered = rig.received.slice(received).flatMap((r) => [...r.bytes]);
+    const frames = answered.flatMap((b, i) => (b === 0xf0 ? [answered[i + 1]] : []));
+    expect(frames.filter((id) => id !== 0x0a)).toEqual([]); // heartbeats only
+    // The SET_PIN_MODE after the cut frame was still parsed, and the board still answers.
+    io.digitalWrite(13, 1);
+    await rig.waitFor(() => rig.board.pinLevel(13) === "high", "pin 13 high after garbage");
+    await new Promise<void>((resolve) => io.queryFirmware(resolve));
+    io.digitalWrite(13, 0);
+  });
+
   it("sleeps when idle", async () => {
     const before = { ...rig.board.stats };
     await rig.advance(500);
