@@ -1,0 +1,480 @@
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer, type Server, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { pino } from "pino";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  type BrokerOptions,
+  checkPublish,
+  checkSubscribe,
+  filterWithin,
+  MqttPortInUseError,
+  type RunningBroker,
+  startBroker,
+  type TelemetryMessage,
+} from "../../hub/broker.ts";
+import { generateToken, hashToken } from "../../hub/config.ts";
+import { HistoryStore } from "../../hub/store.ts";
+
+const tokens = new Map<string, string>();
+const hashes = new Map<string, string>();
+const logLines: Record<string, unknown>[] = [];
+const brokers: RunningBroker[] = [];
+const clients: MqttClient[] = [];
+const cleanups: (() => Promise<void> | void)[] = [];
+
+beforeAll(async () => {
+  for (const id of ["pi-1", "pi-2", "pi-3"]) {
+    const token = generateToken();
+    tokens.set(id, token);
+    hashes.set(id, await hashToken(token));
+  }
+});
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.end(true);
+  for (const b of brokers.splice(0)) await b.close();
+  for (const fn of cleanups.splice(0)) await fn();
+  logLines.length = 0;
+});
+
+const logger = pino(
+  { level: "debug" },
+  {
+    write(line: string) {
+      logLines.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  },
+);
+
+async function broker(options: BrokerOptions = {}): Promise<RunningBroker> {
+  const b = await startBroker({
+    port: 0,
+    logger,
+    devices: ["pi-1", "pi-2"].map((id) => ({ id, tokenHash: hashes.get(id)! })),
+    ...options,
+  });
+  brokers.push(b);
+  return b;
+}
+
+/** Connects a real mqtt.js client; rejects with the CONNACK error when refused. */
+function connect(url: string, options: IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  clients.push(client);
+  return new Promise((resolve, reject) => {
+    client.once("connect", () => resolve(client));
+    client.once("error", reject);
+    client.once("close", () => reject(new Error("closed before CONNACK")));
+  });
+}
+
+function device(b: RunningBroker, id: string, options: IClientOptions = {}): Promise<MqttClient> {
+  return connect(b.url, { username: id, password: tokens.get(id)!, clientId: id, ...options });
+}
+
+function hub(b: RunningBroker): Promise<MqttClient> {
+  return connect(b.url, { ...b.hubCredentials, clientId: "hub-test" });
+}
+
+function closed(client: MqttClient): Promise<void> {
+  return new Promise((resolve) => {
+    if (client.disconnected) resolve();
+    else client.once("close", () => resolve());
+  });
+}
+
+function nextMessage(client: MqttClient, topic: string, timeoutMs = 3000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no message on ${topic}`)), timeoutMs);
+    const onMessage = (t: string, payload: Buffer) => {
+      if (t !== topic) return;
+      clearTimeout(timer);
+      client.off("message", onMessage);
+      resolve(payload);
+    };
+    client.on("message", onMessage);
+  });
+}
+
+/** Subscribes to each filter on its own; returns the granted QoS, 128 for a refusal. */
+async function grants(client: MqttClient, filters: string[], qos: 0 | 1 = 0): Promise<number[]> {
+  const out: number[] = [];
+  for (const filter of filters) {
+    try {
+      const [granted] = await client.subscribeAsync(filter, { qos });
+      out.push(granted?.qos ?? -1);
+    } catch (err) {
+      const packet = (err as { packet?: { granted?: number[] } }).packet;
+      out.push(packet?.granted?.[0] ?? -1);
+    }
+  }
+  return out;
+}
+
+/** Resolves with the messages that arrived within `ms`. */
+function collect(client: MqttClient, ms: number): Promise<string[]> {
+  const got: string[] = [];
+  const onMessage = (t: string) => got.push(t);
+  client.on("message", onMessage);
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      client.off("message", onMessage);
+      resolve(got);
+    }, ms),
+  );
+}
+
+async function roundTrip(b: RunningBroker, id: string): Promise<void> {
+  // A device publishes, the hub sees it: proves the broker is alive and serving.
+  const h = await hub(b);
+  await h.subscribeAsync(`ganglion/${id}/heartbeat`);
+  const d = await device(b, id, { clientId: `${id}` });
+  const got = nextMessage(h, `ganglion/${id}/heartbeat`);
+  await d.publishAsync(`ganglion/${id}/heartbeat`, '{"ts":1,"uptimeS":1}', { qos: 1 });
+  expect((await got).toString()).toBe('{"ts":1,"uptimeS":1}');
+  d.end(true);
+  h.end(true);
+}
+
+describe("ACL rules", () => {
+  it("contains MQTT filters correctly", () => {
+    expect(filterWithin("ganglion/pi-1/state/temp", "ganglion/+/state/#")).toBe(true);
+    expect(filterWithin("ganglion/+/state/+", "ganglion/+/state/#")).toBe(true);
+    expect(filterWithin("ganglion/#", "ganglion/+/state/#")).toBe(false);
+    expect(filterWithin("ganglion/+/+/temp", "ganglion/+/state/#")).toBe(false);
+    expect(filterWithin("ganglion/+/status", "ganglion/+/status")).toBe(true);
+    expect(filterWithin("ganglion/pi-1/status/x", "ganglion/+/status")).toBe(false);
+    expect(filterWithin("#", "ganglion/hub/events")).toBe(false);
+  });
+
+  it("keeps devices to their own topics", () => {
+    const pi = { kind: "device", id: "pi-1" } as const;
+    expect(checkPublish(pi, "ganglion/pi-1/telemetry/temp", "ganglion")).toBeNull();
+    expect(checkPublish(pi, "ganglion/pi-1/status", "ganglion")).toBeNull();
+    expect(checkPublish(pi, "ganglion/pi-2/telemetry/temp", "ganglion")).toMatch(
+      /only under ganglion\/pi-1\//,
+    );
+    expect(checkPublish(pi, "ganglion/pi-1/cmd/led", "ganglion")).toMatch(/may not publish/);
+    expect(checkPublish(pi, "ganglion/pi-1/state/temp", "ganglion")).toMatch(/may not publish/);
+    expect(checkPublish(pi, "ganglion/pi-10/status", "ganglion")).not.toBeNull();
+    expect(checkSubscribe(pi, "ganglion/pi-1/cmd/#", "ganglion", false)).toBeNull();
+    expect(checkSubscribe(pi, "ganglion/pi-1/cmd/led", "ganglion", false)).toBeNull();
+    expect(checkSubscribe(pi, "ganglion/+/cmd/#", "ganglion", false)).not.toBeNull();
+    expect(checkSubscribe(pi, "ganglion/pi-1/#", "ganglion", false)).not.toBeNull();
+    expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", false)).not.toBeNull();
+    expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", true)).toBeNull();
+    expect(checkPublish({ kind: "hub" }, "ganglion/pi-1/cmd/led", "ganglion")).toBeNull();
+  });
+});
+
+describe("embedded broker", () => {
+  it("accepts a device with its token and refuses a wrong one with not-authorized, logging the device id", async () => {
+    const b = await broker();
+    expect(b.url).toMatch(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
+    const ok = await device(b, "pi-1");
+    expect(ok.connected).toBe(true);
+    expect(b.identityOf("pi-1")).toEqual({ kind: "device", id: "pi-1" });
+
+    await expect(connect(b.url, { username: "pi-2", password: tokens.get("pi-1")! })).rejects.toMatchObject({
+      code: 5,
+    });
+    await expect(connect(b.url, { username: "ghost", password: generateToken() })).rejects.toMatchObject({
+      code: 5,
+    });
+    await expect(connect(b.url)).rejects.toMatchObject({ code: 5 }); // anonymous, not allowed here
+    expect(b.counters.rejectedConnections).toBe(3);
+    const refused = logLines.filter((l) => l.msg === "mqtt login refused");
+    expect(refused.map((l) => [l.device, l.reason])).toEqual([
+      ["pi-2", "wrong token"],
+      ["ghost", "unknown device"],
+      [undefined, "anonymous login is not allowed by the fleet config"],
+    ]);
+  });
+
+  it("refuses a client id that would take over another device's session", async () => {
+    const b = await broker();
+    const pi1 = await device(b, "pi-1");
+    await expect(device(b, "pi-2", { clientId: "pi-1" })).rejects.toMatchObject({ code: 2 });
+    expect(pi1.connected).toBe(true);
+    // A device may use any client id that is not someone else's.
+    const other = await device(b, "pi-2", { clientId: "pi-2-spare" });
+    expect(other.connected).toBe(true);
+  });
+
+  it("lets a device publish only under its own prefix: another device's topics close the connection", async () => {
+    const b = await broker();
+    const h = await hub(b);
+    await h.subscribeAsync("ganglion/#");
+    const seen = collect(h, 600);
+    const pi1 = await device(b, "pi-1");
+    await pi1.publishAsync("ganglion/pi-1/telemetry/temp", '{"value":1,"ts":1,"seq":0}', { qos: 1 });
+    pi1.publish("ganglion/pi-2/telemetry/temp", '{"value":666,"ts":1,"seq":0}', { qos: 1 });
+    await closed(pi1);
+    const pi1b = await device(b, "pi-1");
+    pi1b.publish("ganglion/pi-1/cmd/led", "{}", { qos: 0 });
+    await closed(pi1b);
+    expect(await seen).toEqual(["ganglion/pi-1/telemetry/temp"]);
+    expect(b.counters.aclRefusals).toBe(2);
+    expect(logLines.filter((l) => l.msg === "mqtt publish refused").map((l) => l.device)).toEqual([
+      "pi-1",
+      "pi-1",
+    ]);
+  });
+
+  it("lets a device subscribe only to its own cmd/#", async () => {
+    const b = await broker();
+    const pi1 = await device(b, "pi-1");
+    const granted = await grants(
+      pi1,
+      ["ganglion/pi-1/cmd/#", "ganglion/pi-2/cmd/#", "ganglion/+/state/#"],
+      1,
+    );
+    expect(granted).toEqual([1, 128, 128]);
+    const got = collect(pi1, 500);
+    const h = await hub(b);
+    await h.publishAsync("ganglion/pi-2/cmd/led", '{"id":"a","op":"on"}', { qos: 1 });
+    await h.publishAsync("ganglion/pi-1/cmd/led", '{"id":"b","op":"on"}', { qos: 1 });
+    expect(await got).toEqual(["ganglion/pi-1/cmd/led"]);
+    expect(b.counters.aclRefusals).toBe(2);
+  });
+
+  it("lets anonymous clients read state, status and hub events when the config allows it", async () => {
+    const b = await broker({ anonymousRead: true });
+    const anon = await connect(b.url);
+    const granted = await grants(anon, [
+      "ganglion/+/state/#",
+      "ganglion/+/status",
+      "ganglion/hub/events",
+      "ganglion/+/telemetry/#",
+      "ganglion/#",
+    ]);
+    expect(granted).toEqual([0, 0, 0, 128, 128]);
+    const got = nextMessage(anon, "ganglion/pi-1/state/temp");
+    const h = await hub(b);
+    await h.publishAsync("ganglion/pi-1/state/temp", '{"value":21,"ts":1,"health":"ok"}', {
+      qos: 1,
+      retain: true,
+    });
+    expect(JSON.parse((await got).toString())).toMatchObject({ value: 21 });
+    anon.publish("ganglion/pi-1/state/temp", "forged");
+    await closed(anon);
+    expect(b.counters.aclRefusals).toBe(3);
+  });
+
+  it("drops only the client that sends an oversized packet", async () => {
+    const b = await broker({ maxPacketSize: 1024 });
+    const h = await hub(b);
+    await h.subscribeAsync("ganglion/+/telemetry/#", { qos: 1 });
+    const big = await device(b, "pi-1");
+    const small = await device(b, "pi-2");
+    big.publish("ganglion/pi-1/telemetry/temp", Buffer.alloc(2000, 65), { qos: 0 });
+    await closed(big);
+    expect(b.counters.oversizedPackets).toBe(1);
+    const got = nextMessage(h, "ganglion/pi-2/telemetry/temp");
+    await small.publishAsync("ganglion/pi-2/telemetry/temp", Buffer.alloc(900, 66), { qos: 1 });
+    expect((await got).length).toBe(900);
+    expect(small.connected).toBe(true);
+  });
+
+  it("drops a connection that sends junk bytes while another client keeps working", async () => {
+    const b = await broker();
+    const pi2 = await device(b, "pi-2");
+    for (const junk of [
+      Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+      Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 1]),
+    ]) {
+      const raw = new Socket();
+      cleanups.push(() => void raw.destroy());
+      await new Promise<void>((resolve) => raw.connect(b.port, "127.0.0.1", resolve));
+      const gone = new Promise<void>((resolve) => raw.once("close", () => resolve()));
+      raw.write(junk);
+      await gone;
+    }
+    // A CONNECT with a broken protocol name reaches aedes's parser and is refused there.
+    const raw = new Socket();
+    cleanups.push(() => void raw.destroy());
+    await new Promise<void>((resolve) => raw.connect(b.port, "127.0.0.1", resolve));
+    const gone = new Promise<void>((resolve) => raw.once("close", () => resolve()));
+    raw.write(
+      Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x58, 0x58, 0x58, 0x58, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00]),
+    );
+    await gone;
+    expect(b.counters.malformedPackets).toBe(3);
+    expect(pi2.connected).toBe(true);
+    await roundTrip(b, "pi-1");
+  });
+
+  it("reports a taken port with a typed error naming the port and the fixes", async () => {
+    const squatter: Server = createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise<void>((resolve) => squatter.close(() => resolve())));
+    const port = (squatter.address() as { port: number }).port;
+    const err = await startBroker({ port, logger }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MqttPortInUseError);
+    expect((err as MqttPortInUseError).exitCode).toBe(2);
+    expect((err as Error).message).toContain(`127.0.0.1:${port}`);
+    expect((err as Error).message).toContain("--mqtt-port");
+    expect((err as Error).message).toContain(`--broker mqtt://127.0.0.1:${port}`);
+  });
+
+  it("sends a QoS 1 PUBACK only after the persistence callback resolves, in order", async () => {
+    const order: string[] = [];
+    const b = await broker({
+      async onTelemetry(m: TelemetryMessage) {
+        order.push(`persist ${m.sensor} start`);
+        await new Promise((r) => setTimeout(r, m.sensor === "slow" ? 400 : 50));
+        order.push(`persist ${m.sensor} done`);
+      },
+    });
+    const pi1 = await device(b, "pi-1");
+    const started = Date.now();
+    const acks = [
+      pi1.publishAsync("ganglion/pi-1/telemetry/slow", '{"value":1,"ts":1,"seq":1}', { qos: 1 }).then(() => {
+        order.push("puback slow");
+      }),
+      pi1.publishAsync("ganglion/pi-1/telemetry/fast", '{"value":2,"ts":2,"seq":1}', { qos: 1 }).then(() => {
+        order.push("puback fast");
+      }),
+    ];
+    await Promise.all(acks);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    const at = (step: string) => order.indexOf(step);
+    expect(order).toHaveLength(6);
+    // Each PUBACK after its own reading is persisted; persists of one connection run one after another;
+    // PUBACKs leave in publish order.
+    expect(at("puback slow")).toBeGreaterThan(at("persist slow done"));
+    expect(at("puback fast")).toBeGreaterThan(at("persist fast done"));
+    expect(at("persist fast start")).toBeGreaterThan(at("persist slow done"));
+    expect(at("puback fast")).toBeGreaterThan(at("puback slow"));
+    // Heartbeats and status are not telemetry: not handed to the hook.
+    await pi1.publishAsync("ganglion/pi-1/heartbeat", "{}", { qos: 1 });
+    expect(order).toHaveLength(6);
+  });
+
+  it("has a QoS 1 reading committed to the history before the device sees its PUBACK", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ganglion-broker-store-"));
+    const store = HistoryStore.open({ dataDir: dir });
+    cleanups.push(async () => {
+      store.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const b = await broker({
+      async onTelemetry(m) {
+        const r = JSON.parse(m.payload.toString()) as { value: number; ts: number; seq: number };
+        await store.persistTelemetry({ device: m.device, sensor: m.sensor, ...r });
+      },
+    });
+    const pi1 = await device(b, "pi-1");
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        pi1.publishAsync("ganglion/pi-1/telemetry/temp", JSON.stringify({ value: i, ts: 1000 + i, seq: i }), {
+          qos: 1,
+        }),
+      ),
+    );
+    // Read through a second connection to the file: only committed rows are visible there.
+    const reader = HistoryStore.open({ dataDir: dir });
+    try {
+      expect(reader.telemetry({ device: "pi-1", sensor: "temp" }).map((r) => r.seq)).toEqual(
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+    } finally {
+      reader.close();
+    }
+  });
+
+  it("withholds the PUBACK and closes the connection when persisting fails", async () => {
+    const b = await broker({
+      onTelemetry() {
+        throw new Error("disk full");
+      },
+    });
+    const pi1 = await device(b, "pi-1");
+    let acked = false;
+    pi1.publish("ganglion/pi-1/telemetry/temp", '{"value":1,"ts":1,"seq":1}', { qos: 1 }, () => {
+      acked = true;
+    });
+    await closed(pi1);
+    expect(acked).toBe(false);
+    expect(b.counters.persistFailures).toBe(1);
+  });
+
+  it("adds and removes devices at run time without a restart", async () => {
+    const b = await broker();
+    await expect(device(b, "pi-3")).rejects.toMatchObject({ code: 5 });
+    const pi1 = await device(b, "pi-1");
+    b.addDevice({ id: "pi-3", tokenHash: hashes.get("pi-3")! });
+    const pi3 = await device(b, "pi-3");
+    expect(pi3.connected).toBe(true);
+    b.removeDevice("pi-3");
+    await closed(pi3);
+    await expect(device(b, "pi-3")).rejects.toMatchObject({ code: 5 });
+    expect(pi1.connected).toBe(true);
+  });
+
+  it("emits connect, publish and disconnect events with the device's identity", async () => {
+    const b = await broker();
+    const events: string[] = [];
+    b.on("connect", (c) =>
+      events.push(`connect ${c.identity.kind === "device" ? c.identity.id : c.identity.kind}`),
+    );
+    b.on("disconnect", (c) => events.push(`disconnect ${c.clientId}`));
+    b.on("publish", (p) => events.push(`publish ${p.topic} ${p.identity?.kind ?? "broker"}`));
+    const pi1 = await device(b, "pi-1", {
+      will: { topic: "ganglion/pi-1/status", payload: Buffer.from("offline"), qos: 1, retain: true },
+    });
+    await pi1.publishAsync("ganglion/pi-1/status", "online", { qos: 1, retain: true });
+    pi1.stream.destroy(); // not a clean disconnect: the will fires
+    await new Promise((r) => setTimeout(r, 300));
+    expect(events).toEqual([
+      "connect pi-1",
+      "publish ganglion/pi-1/status device",
+      "disconnect pi-1",
+      "publish ganglion/pi-1/status device",
+    ]);
+  });
+});
+
+describe("embedded broker over TLS", () => {
+  let openssl = true;
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" });
+  } catch {
+    openssl = false;
+    console.warn("SKIPPED: TLS broker test needs openssl (Debian package: openssl)");
+  }
+
+  it.skipIf(!openssl)("serves mqtts with a certificate and still checks credentials", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ganglion-tls-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1"].concat([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ]),
+      { stdio: "ignore" },
+    );
+    const b = await broker({ tls: { cert, key } });
+    expect(b.url).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
+    const ca = await readFile(cert);
+    const pi1 = await device(b, "pi-1", { ca, rejectUnauthorized: true });
+    expect(pi1.connected).toBe(true);
+    await expect(connect(b.url, { ca, username: "pi-2", password: "nope" })).rejects.toMatchObject({
+      code: 5,
+    });
+    // Plain MQTT on the TLS port is junk to it: refused, counted, and the TLS client is untouched.
+    await expect(
+      connect(b.url.replace("mqtts:", "mqtt:"), { username: "pi-2", password: tokens.get("pi-2")! }),
+    ).rejects.toThrow();
+    expect(pi1.connected).toBe(true);
+  });
+});
