@@ -52,6 +52,10 @@ describe("ganglion-uno.hex through firmata-io on the emulated Uno", () => {
     rig?.stop();
   });
 
+  it("talks at 57600 baud (within the 0.8 % a 16 MHz clock allows)", () => {
+    expect(Math.abs(rig.board.baudRate - 57600) / 57600).toBeLessThan(0.01);
+  });
+
   it("reports protocol 2.6 and firmware Ganglion 0.1", async () => {
     expect(io.version).toEqual({ major: 2, minor: 6 });
     expect(io.firmware.name).toBe("Ganglion");
@@ -167,6 +171,8 @@ describe("ganglion-uno.hex through firmata-io on the emulated Uno", () => {
 
   it("writes and reads I2C registers, once and continuously", async () => {
     io.i2cConfig(0);
+    await rig.waitFor(() => rig.board.pinLevel(18) === "input-pullup", "SDA pulled up");
+    expect(rig.board.pinLevel(19)).toBe("input-pullup");
     io.i2cWrite(0x48, 0x10, [0x12, 0x34, 0xfe]);
     await rig.waitFor(() => sensor.regs[0x12] === 0xfe, "I2C write to land");
     expect([...sensor.regs.subarray(0x10, 0x13)]).toEqual([0x12, 0x34, 0xfe]);

@@ -270,7 +270,12 @@ uint8_t pin_set_mode(uint8_t pin, uint8_t mode) {
       DDR_REG(base) |= d.mask;
       servo_attach(pin);
       break;
-    default: /* INPUT, ANALOG, I2C (the TWI unit takes the pins over when enabled) */
+    case MODE_I2C:
+      /* The TWI unit drives the pins once enabled; the internal pull-ups help short buses without resistors. */
+      DDR_REG(base) &= ~d.mask;
+      PORT_REG(base) |= d.mask;
+      break;
+    default: /* INPUT, ANALOG */
       DDR_REG(base) &= ~d.mask;
       PORT_REG(base) &= ~d.mask;
       break;

@@ -27,7 +27,7 @@ static volatile uint8_t tx_head, tx_tail;
 void uart_init(void) {
   /* Double speed: UBRR 34 gives 57143 baud (-0.8 %); normal speed would be +2.1 %. */
   UCSR0A = _BV(U2X0);
-  UBRR0 = (uint16_t)(F_CPU / (8 * SERIAL_BAUD) - 1);
+  UBRR0 = (uint16_t)((F_CPU + 4 * SERIAL_BAUD) / (8 * SERIAL_BAUD) - 1); /* rounded: 34, not 33 (+2.1 %) */
   UCSR0C = _BV(UCSZ01) | _BV(UCSZ00); /* 8N1 */
   UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
 }
