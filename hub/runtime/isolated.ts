@@ -65,7 +65,7 @@ export interface IsolatedStartOptions {
   resourceLimits?: ResourceLimits;
 }
 
-const WORKER_URL = new URL("./isolated-worker.ts", import.meta.url);
+const WORKER_URL = new URL("./isolated-boot.mjs", import.meta.url);
 const isPid = (v: unknown): v is Pid => v instanceof Pid;
 
 /**
@@ -118,8 +118,6 @@ export function startIsolated(
   };
   worker = new Worker(WORKER_URL, {
     workerData: data,
-    // The worker loads TypeScript through tsx, like the main program.
-    execArgv: ["--import", "tsx"],
     ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
   });
   // An idle worker must not keep the hub alive on its own; the proxy's lifetime decides.

@@ -14,7 +14,7 @@ import { getClock, type TimerHandle } from "./clock.ts";
 import { Pid } from "./pid.ts";
 import { Queue } from "./queue.ts";
 import { type ExitReason, formatReason } from "./reasons.ts";
-import { type Runnable, schedule, sliceHasBudget } from "./scheduler.ts";
+import { type Runnable, schedule, sliceHasBudget, yieldToScheduler } from "./scheduler.ts";
 
 /** The message a trapping process receives when a linked process exits or someone calls `exit` on it. */
 export class Exit {
@@ -270,6 +270,11 @@ export class Process implements Runnable {
     if (this.state === EXITED) return NEVER;
     if (this.waiterResolve !== null) {
       return Promise.reject(new Error(`${this.pid} is already waiting in receive`));
+    }
+    if (!sliceHasBudget()) {
+      // The slice is used up: wait for the scheduler's next (macrotask) batch even if a message is waiting, so a
+      // process that keeps finding mail cannot chain microtasks forever and starve the event loop.
+      return yieldToScheduler().then(() => this.receive(match, timeoutMs));
     }
     this.waiterMatch = match ?? null;
     this.waiterScanned = 0;

@@ -71,3 +71,8 @@ export function schedule(r: Runnable): void {
 export function runQueueLength(): number {
   return runQueue.length;
 }
+
+/** Resolves on the scheduler's next batch: a macrotask away once the current slice is used up. */
+export function yieldToScheduler(): Promise<void> {
+  return new Promise((resolve) => schedule({ run: resolve }));
+}
