@@ -38,9 +38,10 @@ export const ACTUATOR_KINDS = ["led", "relay", "servo", "digital-out", "pwm"] as
 export const TOKEN_HASH_PATTERN = /^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/;
 
 /**
- * A bus address: a 1-Wire id (`28-0316a2794bff`), an I2C address (`0x48`), or an IIO device (`iio:device0`).
+ * A bus address: a 1-Wire id (`28-0316a2794bff`), an I2C address (`0x48`), or an IIO device by number or name
+ * (`iio:device0`, `iio:bme280`).
  */
-export const ADDRESS_PATTERN = /^(?:[0-9a-f]{2}-[0-9a-f]{12}|0x[0-9a-fA-F]{2}|iio:device\d+)$/;
+export const ADDRESS_PATTERN = /^(?:[0-9a-f]{2}-[0-9a-f]{12}|0x[0-9a-fA-F]{2}|iio:[A-Za-z0-9_-]+)$/;
 
 const id = (what: string) =>
   z
@@ -64,9 +65,21 @@ const pin = z.union([z.number().int().min(0).max(69), z.string().regex(/^A(?:[0-
   error: "expected a pin number (0-69) or an analog pin A0..A15",
 });
 
-const address = z.string({ error: "expected a bus address" }).regex(ADDRESS_PATTERN, {
-  error: "expected a 1-Wire id (28-xxxxxxxxxxxx), an I2C address (0x48) or iio:deviceN",
-});
+const ADDRESS_EXPECTED =
+  "expected a 1-Wire id (28-xxxxxxxxxxxx), an I2C address (0x48), iio:deviceN or iio:<name>";
+/** YAML reads an unquoted `0x48` as the number 72; either spelling ends up as the string `0x48`. */
+const address = z.union(
+  [
+    z
+      .number()
+      .int({ error: ADDRESS_EXPECTED })
+      .min(0x03, { error: "expected an I2C address in 0x03-0x77" })
+      .max(0x77, { error: "expected an I2C address in 0x03-0x77" })
+      .transform((n) => `0x${n.toString(16).padStart(2, "0")}`),
+    z.string().regex(ADDRESS_PATTERN, { error: ADDRESS_EXPECTED }),
+  ],
+  { error: ADDRESS_EXPECTED },
+);
 
 const range = z
   .tuple([z.number(), z.number()], { error: "expected [min, max] with min < max" })
@@ -156,10 +169,8 @@ export const LinkSchema = z.discriminatedUnion("type", [SerialLinkSchema, MqttLi
   error: 'expected link.type "serial" or "mqtt"',
 });
 
-const placed = <T extends { pin?: unknown; address?: unknown }>(v: T, ctx: z.RefinementCtx) => {
-  if (v.pin === undefined && v.address === undefined) {
-    ctx.addIssue({ code: "custom", message: "expected a pin or a bus address" });
-  }
+/** A part may name a pin or a bus address, not both. */
+const onePlace = <T extends { pin?: unknown; address?: unknown }>(v: T, ctx: z.RefinementCtx) => {
   if (v.pin !== undefined && v.address !== undefined) {
     ctx.addIssue({ code: "custom", message: "expected either pin or address, not both", path: ["address"] });
   }
@@ -184,7 +195,7 @@ export const SensorSchema = z
     /** Telemetry rows kept for this sensor (overrides `hub.retention`). */
     retention: z.number().int().positive().optional(),
   })
-  .superRefine(placed);
+  .superRefine(onePlace);
 
 export const ActuatorSchema = z
   .strictObject({
@@ -196,7 +207,7 @@ export const ActuatorSchema = z
     /** State applied at start and re-applied after a reset: on/off, or a number (servo degrees, PWM duty). */
     initial: z.union([z.boolean(), z.number()]).optional(),
   })
-  .superRefine(placed);
+  .superRefine(onePlace);
 
 export const DeviceSchema = z
   .strictObject({
@@ -236,6 +247,10 @@ export const DeviceSchema = z
     const seen = new Map<string, string>();
     for (const list of ["sensors", "actuators"] as const) {
       device[list].forEach((part, i) => {
+        // The hub drives an Arduino's pins itself; a Pi's agent has its own hardware config, so there it is optional.
+        if (!isPi && part.pin === undefined && part.address === undefined) {
+          ctx.addIssue({ code: "custom", path: [list, i], message: "expected a pin or a bus address" });
+        }
         const first = seen.get(part.id);
         if (first) {
           ctx.addIssue({

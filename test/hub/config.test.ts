@@ -77,6 +77,23 @@ describe("fleet config: loading", () => {
     expect(config.devices[2]!.sensors[0]!.address).toBe("28-0316a2794bff");
   });
 
+  it("reads an unquoted I2C address (YAML's hex number) as 0x48, and refuses a bad address", () => {
+    const text = `devices:
+  - id: mega-1
+    board: mega
+    link: { type: serial, path: /dev/ttyACM1 }
+    sensors:
+      - { id: t, kind: thermometer, address: 0x48 }
+      - { id: u, kind: thermometer, address: "0x49" }
+`;
+    const config = parseFleetConfig(text, "fleet.yaml");
+    expect(config.devices[0]!.sensors.map((s) => s.address)).toEqual(["0x48", "0x49"]);
+    const err = issuesOf(text.replace('"0x49"', "i2c-49"));
+    expect(err.message).toBe(
+      "fleet.yaml:7: devices[0].sensors[1].address: expected a 1-Wire id (28-xxxxxxxxxxxx), an I2C address (0x48), iio:deviceN or iio:<name>",
+    );
+  });
+
   it("accepts JSON with the same keys", () => {
     const config = parseFleetConfig(
       JSON.stringify({
@@ -167,6 +184,17 @@ describe("fleet config: errors name the line, the path and what is expected", ()
     );
     const pi = issuesOf(edit(text, "board: raspberry-pi", "board: uno"));
     expect(pi.message).toBe('fleet.yaml:32: devices[2].link.type: expected "serial" for an arduino-uno');
+  });
+
+  it("needs a pin or bus address on an Arduino's parts, not on a Pi's (its agent knows the hardware)", () => {
+    const err = issuesOf(edit(text, "        pin: 13\n", ""));
+    expect(err.message).toBe("fleet.yaml:23: devices[0].actuators[0]: expected a pin or a bus address");
+    const pi = parseFleetConfig(edit(text, "        address: 28-0316a2794bff\n", ""), "fleet.yaml");
+    expect(pi.devices[2]!.sensors[0]!.address).toBeUndefined();
+    const both = issuesOf(edit(text, "        pin: 13\n", "        pin: 13\n        address: 0x48\n"));
+    expect(both.message).toBe(
+      "fleet.yaml:26: devices[0].actuators[0].address: expected either pin or address, not both",
+    );
   });
 
   it("reports a missing required key at its parent, and several problems at once in line order", () => {
