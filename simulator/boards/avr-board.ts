@@ -1,5 +1,5 @@
 /**
- * One emulated AVR board on avr8js: CPU, timers, USART0, GPIO ports, ADC, EEPROM, watchdog, self-programming and
+ * One emulated AVR board on avr8js: CPU, timers, USART0, GPIO ports, ADC, EEPROM, watchdog, TWI, self-programming and
  * the reset logic (BOOTRST, MCUSR flags), plus sleep fast-forward. Synchronous and clock-free: whoever owns the board
  * calls {@link AvrBoard.run} with a cycle budget (see runner.ts for real-time pacing).
  */
@@ -9,12 +9,14 @@ import {
   AVREEPROM,
   AVRIOPort,
   AVRTimer,
+  AVRTWI,
   AVRUSART,
   AVRWatchdog,
   avrInstruction,
   CPU,
   EEPROMMemoryBackend,
   PinState,
+  type TWIEventHandler,
 } from "avr8js";
 import { type HexImage, loadIntelHex, parseIntelHex } from "./intel-hex.ts";
 import { type McuName, type McuSpec, mcuSpec, RESET_FLAG, type ResetCause, ResetFlag } from "./mcu.ts";
@@ -119,6 +121,8 @@ export class AvrBoard {
   private sleepArmed = false;
   private sleeping = false;
   private readonly pinOfPortBit = new Map<string, number>();
+  private i2cFactory: ((twi: AVRTWI) => TWIEventHandler) | undefined;
+  private twi!: AVRTWI;
 
   constructor(options: AvrBoardOptions) {
     this.spec = mcuSpec(options.mcu);
@@ -235,6 +239,15 @@ export class AvrBoard {
   pinLevel(pin: number): PinLevel {
     const [port, bit] = this.portBit(pin);
     return LEVEL[this.ports.get(port)!.pinState(bit)];
+  }
+
+  /**
+   * Connects I2C devices to the TWI bus. `factory` receives the board's avr8js TWI unit (whose `complete*` methods
+   * the handler calls) and is called again after every reset, since a reset rebuilds the peripherals.
+   */
+  attachI2c(factory: (twi: AVRTWI) => TWIEventHandler): void {
+    this.i2cFactory = factory;
+    this.twi.eventHandler = factory(this.twi);
   }
 
   /** Reads a data-space byte (registers, I/O, SRAM) — for tests and debugging. */
@@ -366,6 +379,8 @@ export class AvrBoard {
     });
     new AVREEPROM(cpu, this.eeprom, spec.eeprom);
     new AVRWatchdog(cpu, spec.watchdog, clock);
+    this.twi = new AVRTWI(cpu, spec.twi, spec.frequencyHz);
+    if (this.i2cFactory) this.twi.eventHandler = this.i2cFactory(this.twi);
     this.horizon = new SleepHorizon(cpu, timers);
     this.programmer.attach(cpu, spec.registers.SPMCSR);
 

@@ -27,9 +27,11 @@ import {
   portJConfig,
   portKConfig,
   portLConfig,
+  type TWIConfig,
   timer0Config,
   timer1Config,
   timer2Config,
+  twiConfig,
   usart0Config,
   type WatchdogConfig,
   watchdogConfig,
@@ -70,6 +72,7 @@ export interface McuSpec {
   adc: ADCConfig;
   eeprom: AVREEPROMConfig;
   watchdog: WatchdogConfig;
+  twi: TWIConfig;
   /** Arduino digital pin number → port and bit, as in the core's pins_arduino.h. */
   digitalPins: readonly PortBit[];
   /** Arduino pin number of A0; analog input n is ADC channel n. */
@@ -95,6 +98,7 @@ const atmega328p: McuSpec = {
   adc: adcConfig,
   eeprom: eepromConfig,
   watchdog: watchdogConfig,
+  twi: twiConfig,
   digitalPins: [
     ...[0, 1, 2, 3, 4, 5, 6, 7].map((b) => ["D", b] as const),
     ...[0, 1, 2, 3, 4, 5].map((b) => ["B", b] as const),
@@ -115,7 +119,7 @@ const PORTH = portHConfig.PORT;
 const PORTL = portLConfig.PORT;
 const timer16Bits = { OCFC: 8, OCIEC: 8 };
 
-const mega: Pick<McuSpec, "ports" | "timers" | "usart0" | "adc" | "eeprom" | "watchdog"> = (() => {
+const mega: Pick<McuSpec, "ports" | "timers" | "usart0" | "adc" | "eeprom" | "watchdog" | "twi"> = (() => {
   const extInt = (index: number) => ({
     EICR: index < 4 ? 0x69 : 0x6a,
     EIMSK: 0x3d,
@@ -258,6 +262,7 @@ const mega: Pick<McuSpec, "ports" | "timers" | "usart0" | "adc" | "eeprom" | "wa
     },
     eeprom: { ...eepromConfig, eepromReadyInterrupt: vec(30) },
     watchdog: { ...watchdogConfig, watchdogInterrupt: vec(12) },
+    twi: { ...twiConfig, twiInterrupt: vec(39) },
   };
 })();
 
