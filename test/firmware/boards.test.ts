@@ -2,8 +2,17 @@
  * The Nano and Mega builds on their emulated MCUs: what differs from the Uno (pin tables, ADC channels 6-15, the
  * 2560's extra timers for PWM and servo, EXTENDED_ANALOG for pins above 15), through firmata-io.
  */
+import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dutyCycle, type FirmataBoard, FirmwareRig, parseHeartbeat, RegisterDevice } from "./rig.ts";
+
+const OPTIBOOT = "/usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/optiboot_atmega328.hex";
+const hasOptiboot = existsSync(OPTIBOOT);
+if (!hasOptiboot) {
+  console.warn(
+    `test/firmware/boards: Optiboot case SKIPPED, ${OPTIBOOT} missing: apt-get install arduino-core-avr`,
+  );
+}
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -136,5 +145,41 @@ describe("ganglion-mega.hex on the emulated ATmega2560", () => {
       flags: 1,
       intervalMs: 1000,
     });
+  });
+});
+
+describe.skipIf(!hasOptiboot)("ganglion-uno.hex behind Debian's Optiboot on the emulated Uno", () => {
+  let rig: FirmwareRig;
+  let io: FirmataBoard;
+  const heartbeats: number[][] = [];
+
+  beforeAll(async () => {
+    rig = new FirmwareRig("atmega328p", "ganglion-uno.hex", OPTIBOOT);
+    rig.start();
+    io = await rig.connect();
+    io.sysexResponse(0x0a, (data) => heartbeats.push(data));
+  });
+  afterAll(() => {
+    io?.clearSysexResponse(0x0a);
+    rig?.stop();
+  });
+
+  it("boots through the bootloader and still reports a power-on", async () => {
+    // Optiboot 4.4 clears MCUSR and does not hand it over in r2: the firmware falls back to its SRAM marker.
+    expect(io.firmware.name).toBe("Ganglion");
+    io.sysexCommand([0x0a]);
+    await rig.waitFor(() => heartbeats.length >= 1, "a heartbeat");
+    expect(parseHeartbeat(heartbeats.at(-1)!)).toMatchObject({ cause: 1, flags: 0x01, source: 2 });
+  });
+
+  it("starts again after the bootloader's wait on an external reset", async () => {
+    const before = heartbeats.length;
+    rig.board.reset("external");
+    await rig.waitFor(() => heartbeats.length > before, "heartbeat after the bootloader", 15_000);
+    const hb = parseHeartbeat(heartbeats.at(-1)!);
+    expect(hb).toMatchObject({ seq: 0, source: 2 });
+    expect(hb.uptimeMs).toBeLessThan(5);
+    // Optiboot waited about a second for avrdude before starting the firmware.
+    expect(rig.resets).toEqual(["external", "watchdog"]);
   });
 });

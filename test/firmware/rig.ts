@@ -170,8 +170,12 @@ export class FirmwareRig {
   private readonly devices = new Map<number, RegisterDevice>();
   private timer: NodeJS.Immediate | undefined;
 
-  constructor(mcu: McuName, hexFile: string) {
-    this.board = new AvrBoard({ mcu, hex: readFileSync(join(DIST, hexFile), "utf8") });
+  constructor(mcu: McuName, hexFile: string, bootloaderPath?: string) {
+    this.board = new AvrBoard({
+      mcu,
+      hex: readFileSync(join(DIST, hexFile), "utf8"),
+      ...(bootloaderPath ? { bootloader: readFileSync(bootloaderPath, "utf8") } : {}),
+    });
     this.transport = new BoardTransport((bytes) => this.board.receive(bytes));
     this.board.hooks.onTransmit = (bytes) => {
       this.received.push({ cycles: this.board.cycles, bytes });

@@ -11,9 +11,13 @@
  * what we save there. */
 static uint8_t reset_flags __attribute__((section(".noinit")));
 static uint8_t reset_flags_source __attribute__((section(".noinit")));
+/* Survives every reset but a loss of power: SRAM comes up random, so finding the magic means a warm reset. */
+static uint32_t sram_magic __attribute__((section(".noinit")));
+#define SRAM_MAGIC 0x6A6C6E67UL /* "gnlj" */
 
 #define SOURCE_MCUSR 0
-#define SOURCE_BOOTLOADER 1 /* Optiboot clears MCUSR and hands the flags over in r2 */
+#define SOURCE_BOOTLOADER 1 /* Optiboot >= 6 clears MCUSR and hands the flags over in r2 */
+#define SOURCE_SRAM 2       /* older bootloaders clear MCUSR and hand nothing over: only power-on is known */
 
 static uint16_t heartbeat_ms;
 static uint16_t heartbeat_seq;
@@ -35,9 +39,11 @@ void save_reset_cause(void) {
     reset_flags = r2;
     reset_flags_source = SOURCE_BOOTLOADER;
   } else {
-    reset_flags = 0;
-    reset_flags_source = SOURCE_MCUSR;
+    /* Optiboot 4.x (Debian's, the Uno's) clears MCUSR without passing it on. */
+    reset_flags = sram_magic == SRAM_MAGIC ? 0 : _BV(PORF);
+    reset_flags_source = SOURCE_SRAM;
   }
+  sram_magic = SRAM_MAGIC;
 }
 
 /* One cause from the flags; power-on wins because the other flags are meaningless after it. */
