@@ -6,6 +6,8 @@ import { join } from "node:path";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { pino } from "pino";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Agent } from "../../firmware/pi-agent/src/agent.ts";
+import { parseConfig as parseAgentConfig } from "../../firmware/pi-agent/src/config.ts";
 import {
   type BrokerOptions,
   checkPublish,
@@ -18,6 +20,7 @@ import {
 } from "../../hub/broker.ts";
 import { generateToken, hashToken } from "../../hub/config.ts";
 import { HistoryStore } from "../../hub/store.ts";
+import { createVirtualSysfs } from "../../simulator/pi/virtual-sysfs.ts";
 
 const tokens = new Map<string, string>();
 const hashes = new Map<string, string>();
@@ -35,9 +38,10 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  // Cleanups first (newest first): an agent must stop while its broker is still there.
+  for (const fn of cleanups.splice(0).reverse()) await fn();
   for (const c of clients.splice(0)) c.end(true);
   for (const b of brokers.splice(0)) await b.close();
-  for (const fn of cleanups.splice(0)) await fn();
   logLines.length = 0;
 });
 
@@ -436,6 +440,63 @@ describe("embedded broker", () => {
       "disconnect pi-1",
       "publish ganglion/pi-1/status device",
     ]);
+  });
+});
+
+describe("embedded broker with the real pi-agent", () => {
+  it("logs the agent in with its token, persists its telemetry and routes its commands", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ganglion-agent-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const sys = await createVirtualSysfs(join(dir, "root"));
+    cleanups.push(() => sys.close());
+    sys.addDs18b20("28-0000075c2f2a", 21.5);
+    const store = HistoryStore.open({ dataDir: join(dir, "data") });
+    cleanups.push(() => store.close());
+    const b = await broker({
+      async onTelemetry(m) {
+        const r = JSON.parse(m.payload.toString()) as { value: number; ts: number; seq: number };
+        await store.persistTelemetry({
+          device: m.device,
+          sensor: m.sensor,
+          ts: r.ts,
+          value: r.value,
+          seq: r.seq,
+        });
+      },
+    });
+    const h = await hub(b);
+    await h.subscribeAsync(["ganglion/pi-1/status", "ganglion/pi-1/reply"], { qos: 1 });
+    const online = nextMessage(h, "ganglion/pi-1/status", 8000);
+    const config = parseAgentConfig(
+      {
+        device: "pi-1",
+        token: tokens.get("pi-1"),
+        broker: b.url,
+        heartbeatMs: 200,
+        ioRoot: sys.root,
+        stateDir: join(dir, "state"),
+        reconnect: { minMs: 50, maxMs: 400 },
+        sensors: [{ id: "water", kind: "ds18b20", address: "28-0000075c2f2a", periodMs: 50 }],
+        outputs: [{ id: "led", kind: "led", gpio: 27 }],
+      },
+      dir,
+      "test",
+    );
+    const agent = new Agent({ config });
+    cleanups.push(() => agent.stop());
+    await agent.start();
+    expect((await online).toString()).toBe("online");
+    const deadline = Date.now() + 8000;
+    while (store.rowCount("pi-1", "water") < 5 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    const rows = store.telemetry({ device: "pi-1", sensor: "water" });
+    expect(rows.length).toBeGreaterThanOrEqual(5);
+    expect(rows[0]).toMatchObject({ value: 21.5 });
+    const reply = nextMessage(h, "ganglion/pi-1/reply", 8000);
+    await h.publishAsync("ganglion/pi-1/cmd/led", JSON.stringify({ id: "c1", op: "on" }), { qos: 1 });
+    expect(JSON.parse((await reply).toString())).toEqual({ id: "c1", ok: true });
+    expect(sys.readGpio(27)).toBe(1);
+    expect(b.counters).toMatchObject({ rejectedConnections: 0, aclRefusals: 0, persistFailures: 0 });
   });
 });
 
