@@ -167,6 +167,102 @@ function isPromise<T>(value: MaybePromise<T>): value is Promise<T> {
 }
 
 /**
+ * The loop of one server: dispatches each message to the spec's callbacks and applies what they return. A class
+ * rather than closures, so a server costs one small object.
+ */
+class ServerLoop<S, A, Q, R, C> {
+  state!: S;
+  stopping = false;
+  readonly self: Process;
+
+  constructor(readonly spec: GenServerSpec<S, A, Q, R, C>) {
+    this.self = spawnHandler(this);
+  }
+
+  handle(msg: unknown): undefined | Promise<unknown> {
+    if (this.stopping) return undefined;
+    let result: MaybePromise<void>;
+    try {
+      result = this.dispatch(msg);
+    } catch (err) {
+      result = this.finish(err);
+    }
+    if (isPromise(result)) return result.catch((err: unknown) => this.finish(err)) as Promise<unknown>;
+    return undefined;
+  }
+
+  private dispatch(msg: unknown): MaybePromise<void> {
+    const { spec, self } = this;
+    if (msg instanceof CallRequest) {
+      const from = msg.from as From<R>;
+      if (from.done) return; // timed out while queued
+      if (spec.handleCall === undefined) return this.finish(new Error(`${self} has no handleCall`));
+      const result = spec.handleCall(msg.request as Q, from, this.state, self);
+      return isPromise(result) ? result.then((r) => this.afterCall(r, from)) : this.afterCall(result, from);
+    }
+    if (msg instanceof CastRequest) {
+      if (spec.handleCast === undefined) return this.finish(new Error(`${self} has no handleCast`));
+      const result = spec.handleCast(msg.message as C, this.state, self);
+      return isPromise(result) ? result.then((r) => this.afterState(r)) : this.afterState(result);
+    }
+    if (msg instanceof StopRequest) {
+      const done = this.finish(msg.reason);
+      return isPromise(done) ? done.then(() => msg.from.settle(undefined)) : msg.from.settle(undefined);
+    }
+    if (msg instanceof Exit && self.parent !== null && msg.from === self.parent) {
+      // OTP: a trapping server whose parent exits terminates with the same reason.
+      return this.finish(msg.reason);
+    }
+    if (spec.handleInfo === undefined) return; // OTP logs and drops unexpected messages
+    const result = spec.handleInfo(msg, this.state, self);
+    return isPromise(result) ? result.then((r) => this.afterState(r)) : this.afterState(result);
+  }
+
+  private afterCall(result: Reply<S, R> | NoReply<S> | Stop<S, R>, from: From<R>): MaybePromise<void> {
+    if (result instanceof Reply) {
+      this.state = result.state;
+      from.settle(result.value);
+      return;
+    }
+    if (result instanceof NoReply) {
+      this.state = result.state;
+      return;
+    }
+    if (result instanceof Stop) {
+      this.state = result.state;
+      if (result.hasReply) from.settle(result.replyValue as R);
+      return this.finish(result.reason);
+    }
+    return this.finish(
+      new TypeError(`${this.self} handleCall returned ${String(result)}; use replyWith/noreply/stop`),
+    );
+  }
+
+  private afterState(result: S | Stop<S>): MaybePromise<void> {
+    if (result instanceof Stop) {
+      this.state = result.state;
+      return this.finish(result.reason);
+    }
+    this.state = result;
+  }
+
+  /** Runs terminate (OTP calls it on stops and on crashes, not on kills), then exits. */
+  finish(reason: ExitReason): MaybePromise<void> {
+    this.stopping = true;
+    const terminate = this.spec.terminate;
+    if (terminate === undefined) return exitProcess(this.self, reason);
+    let result: MaybePromise<void>;
+    try {
+      result = terminate(reason, this.state, this.self);
+    } catch {
+      return exitProcess(this.self, reason);
+    }
+    const done = () => exitProcess(this.self, reason);
+    return isPromise(result) ? result.then(done, done) : done();
+  }
+}
+
+/**
  * Starts a GenServer; resolves with its pid once `init` has returned. Rejects with {@link StartError} if init
  * throws (the process exits with that error) or if the name is taken.
  */
@@ -175,94 +271,9 @@ export function start<S, A, Q, R, C>(
   args: A,
   options: StartOptions = {},
 ): Promise<Pid> {
-  let state: S;
-  let self: Process;
-  let stopping = false;
-
-  const finish = (reason: ExitReason): MaybePromise<void> => {
-    stopping = true;
-    const done = () => exitProcess(self, reason);
-    if (spec.terminate === undefined) return done();
-    let result: MaybePromise<void>;
-    try {
-      result = spec.terminate(reason, state, self);
-    } catch {
-      return done();
-    }
-    if (isPromise(result)) return result.then(done, done);
-    return done();
-  };
-
-  const crash = (err: unknown): MaybePromise<void> => finish(err);
-
-  const afterCall = (result: Reply<S, R> | NoReply<S> | Stop<S, R>, from: From<R>): MaybePromise<void> => {
-    if (result instanceof Reply) {
-      state = result.state;
-      from.settle(result.value);
-      return;
-    }
-    if (result instanceof NoReply) {
-      state = result.state;
-      return;
-    }
-    if (result instanceof Stop) {
-      state = result.state;
-      if (result.hasReply) from.settle(result.replyValue as R);
-      return finish(result.reason);
-    }
-    return crash(new TypeError(`${self} handleCall returned ${String(result)}; use replyWith/noreply/stop`));
-  };
-
-  const afterState = (result: S | Stop<S>): MaybePromise<void> => {
-    if (result instanceof Stop) {
-      state = result.state;
-      return finish(result.reason);
-    }
-    state = result;
-  };
-
-  const dispatch = (msg: unknown): MaybePromise<void> => {
-    if (msg instanceof CallRequest) {
-      const from = msg.from as From<R>;
-      if (from.done) return; // timed out while queued
-      if (spec.handleCall === undefined) return crash(new Error(`${self} has no handleCall`));
-      const result = spec.handleCall(msg.request as Q, from, state, self);
-      return isPromise(result) ? result.then((r) => afterCall(r, from)) : afterCall(result, from);
-    }
-    if (msg instanceof CastRequest) {
-      if (spec.handleCast === undefined) return crash(new Error(`${self} has no handleCast`));
-      const result = spec.handleCast(msg.message as C, state, self);
-      return isPromise(result) ? result.then(afterState) : afterState(result);
-    }
-    if (msg instanceof StopRequest) {
-      const done = finish(msg.reason);
-      const settle = () => msg.from.settle(undefined);
-      return isPromise(done) ? done.then(settle) : settle();
-    }
-    if (msg instanceof Exit && self.parent !== null && msg.from === self.parent) {
-      // OTP: a trapping server whose parent exits terminates with the same reason.
-      return finish(msg.reason);
-    }
-    if (spec.handleInfo === undefined) return; // OTP logs and drops unexpected messages
-    const result = spec.handleInfo(msg, state, self);
-    return isPromise(result) ? result.then(afterState) : afterState(result);
-  };
-
-  const handler = (msg: unknown): undefined | Promise<unknown> => {
-    if (stopping) return;
-    let result: MaybePromise<void>;
-    try {
-      result = dispatch(msg);
-    } catch (err) {
-      result = crash(err);
-    }
-    if (isPromise(result)) return result.catch(crash) as Promise<unknown>;
-    return undefined;
-  };
-
-  self = spawnHandler(handler, (proc) => {
-    if (options.label !== undefined) proc.label = options.label;
-  });
+  const loop = new ServerLoop(spec);
+  const self = loop.self;
+  if (options.label !== undefined) self.label = options.label;
   if (options.name !== undefined) {
     try {
       if (typeof options.name === "string") names.register(options.name, self.pid);
@@ -279,33 +290,32 @@ export function start<S, A, Q, R, C>(
     self.link(options.link);
     if (!self.alive) return Promise.reject(new StartError(`${self}: parent is gone`, "noproc"));
   }
-
-  const failed = (err: unknown): Promise<Pid> => {
-    exitProcess(self, err);
-    const message = err instanceof Error ? err.message : String(err);
-    return Promise.reject(new StartError(`${options.label ?? self.pid} failed in init: ${message}`, err));
-  };
-
   let initial: MaybePromise<S>;
   try {
     initial = spec.init(args, self);
   } catch (err) {
-    return failed(err);
+    return initFailed(self, options, err);
   }
   if (isPromise(initial)) {
     self.hold();
     return initial.then(
       (s) => {
-        state = s;
+        loop.state = s;
         if (!self.alive) throw new StartError(`${self} exited during init`, self.exitReason);
         self.release();
         return self.pid;
       },
-      (err: unknown) => failed(err),
+      (err: unknown) => initFailed(self, options, err),
     );
   }
-  state = initial;
+  loop.state = initial;
   return Promise.resolve(self.pid);
+}
+
+function initFailed(self: Process, options: StartOptions, err: unknown): Promise<Pid> {
+  exitProcess(self, err);
+  const message = err instanceof Error ? err.message : String(err);
+  return Promise.reject(new StartError(`${options.label ?? self.pid} failed in init: ${message}`, err));
 }
 
 /**

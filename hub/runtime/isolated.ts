@@ -91,21 +91,23 @@ export function startIsolated(
   let worker: Worker;
   const post = (msg: ToWorker) => worker.postMessage(msg);
 
-  const proxy: Process = spawnHandler((msg) => {
-    if (msg instanceof CallRequest) {
-      if (msg.from.done) return undefined;
-      const id = ++nextCallId;
-      pendingReplies.set(id, msg.from);
-      post({ t: "call", id, request: encode(msg.request) });
-    } else if (msg instanceof CastRequest) {
-      post({ t: "cast", message: encode(msg.message) });
-    } else if (msg instanceof StopRequest) {
-      proxy.onExit(() => msg.from.settle(undefined));
-      post({ t: "stop", reason: encode(msg.reason) });
-    } else {
-      post({ t: "info", message: encode(msg) });
-    }
-    return undefined;
+  const proxy: Process = spawnHandler({
+    handle: (msg) => {
+      if (msg instanceof CallRequest) {
+        if (msg.from.done) return undefined;
+        const id = ++nextCallId;
+        pendingReplies.set(id, msg.from);
+        post({ t: "call", id, request: encode(msg.request) });
+      } else if (msg instanceof CastRequest) {
+        post({ t: "cast", message: encode(msg.message) });
+      } else if (msg instanceof StopRequest) {
+        proxy.onExit(() => msg.from.settle(undefined));
+        post({ t: "stop", reason: encode(msg.reason) });
+      } else {
+        post({ t: "info", message: encode(msg) });
+      }
+      return undefined;
+    },
   });
   proxy.label = options.label;
   known.set(proxy.pid.id, proxy.pid);

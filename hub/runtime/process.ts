@@ -85,6 +85,24 @@ export function observeExits(observer: ExitObserver): void {
   exitObservers.push(observer);
 }
 
+/** The handler of a behaviour process: called once per message; a returned promise holds the next message. */
+export interface MessageHandler {
+  handle(msg: unknown): undefined | Promise<unknown>;
+}
+
+/** The rarely used parts of a process. */
+class ProcessExt {
+  links: Set<Process> | null = null;
+  monitoredBy: Map<number, Monitor> | null = null;
+  monitors: Map<number, Monitor> | null = null;
+  exitHooks: Array<(reason: ExitReason) => void> | null = null;
+  parent: Pid | null = null;
+  label: string | undefined = undefined;
+  behaviour: unknown = null;
+  waiterTimer: TimerHandle | null = null;
+  waiterScanned = 0;
+}
+
 /**
  * A process. User code sees it as the `self` handed to a spawned function: it receives, links, monitors and
  * traps exits for itself. Behaviours (GenServer, Supervisor) are built on it.
@@ -95,33 +113,50 @@ export class Process implements Runnable {
   /** @internal */ mailbox: Queue<unknown> | null = null;
   /** @internal the async body, until it first runs. */ body: ((self: Process) => Promise<unknown>) | null =
     null;
-  /** @internal the message handler of a behaviour process. */ handler:
-    | ((msg: unknown) => undefined | Promise<unknown>)
-    | null = null;
+  /** @internal the message handler of a behaviour process. */ handler: MessageHandler | null = null;
   // The pending receive of an async process.
   private waiterResolve: ((msg: unknown) => void) | null = null;
   private waiterMatch: ((msg: unknown) => boolean) | null = null;
-  private waiterTimer: TimerHandle | null = null;
-  private waiterScanned = 0;
-  private links: Set<Process> | null = null;
-  private monitoredBy: Map<number, Monitor> | null = null;
-  private monitors: Map<number, Monitor> | null = null;
-  private exitHooks: Array<(reason: ExitReason) => void> | null = null;
   /** True while exits arrive as `Exit` messages instead of killing this process. */
   trapExit = false;
   /** The reason it exited with, once it has. */
   exitReason: ExitReason = undefined;
-  /** The process that started it under supervision, if any (a supervisor's parent gets special treatment). */
-  parent: Pid | null = null;
-  /** A label for logs and introspection, e.g. the supervision path `hub/fleet/uno-1`. */
-  label: string | undefined = undefined;
-  /** @internal behaviour-specific data read by introspection (e.g. a supervisor's state). */
-  behaviour: unknown = null;
+  // Everything most processes never use lives here, allocated on first use, to keep an idle process small.
+  private ext: ProcessExt | null = null;
 
   /** @internal use {@link spawn}. */
   constructor() {
     this.pid = new Pid(this);
     liveCount++;
+  }
+
+  private extra(): ProcessExt {
+    if (this.ext === null) this.ext = new ProcessExt();
+    return this.ext;
+  }
+
+  /** The process that started it under supervision, if any (a supervisor's parent gets special treatment). */
+  get parent(): Pid | null {
+    return this.ext === null ? null : this.ext.parent;
+  }
+  set parent(pid: Pid | null) {
+    this.extra().parent = pid;
+  }
+
+  /** A label for logs and introspection, e.g. the supervision path `hub/fleet/uno-1`. */
+  get label(): string | undefined {
+    return this.ext === null ? undefined : this.ext.label;
+  }
+  set label(label: string | undefined) {
+    this.extra().label = label;
+  }
+
+  /** @internal behaviour-specific data read by introspection (e.g. a supervisor's state). */
+  get behaviour(): unknown {
+    return this.ext === null ? null : this.ext.behaviour;
+  }
+  set behaviour(value: unknown) {
+    this.extra().behaviour = value;
   }
 
   /** True until the process exits. */
@@ -160,13 +195,13 @@ export class Process implements Runnable {
 
   private runHandler(): void {
     const mailbox = this.mailbox as Queue<unknown>;
-    const handler = this.handler as (msg: unknown) => undefined | Promise<unknown>;
+    const handler = this.handler as MessageHandler;
     this.state = RUNNING;
     for (let n = 0; n < 64 && mailbox.length > 0; n++) {
       const msg = mailbox.shift();
       let result: undefined | Promise<unknown>;
       try {
-        result = handler(msg);
+        result = handler.handle(msg);
       } catch (err) {
         exitProcess(this, err);
         return;
@@ -219,7 +254,8 @@ export class Process implements Runnable {
     if (mailbox === null) return NOTHING;
     const match = this.waiterMatch;
     if (match === null) return mailbox.length > 0 ? mailbox.shift() : NOTHING;
-    for (let i = this.waiterScanned; i < mailbox.length; i++) {
+    const ext = this.extra();
+    for (let i = ext.waiterScanned; i < mailbox.length; i++) {
       let ok: boolean;
       try {
         ok = match(mailbox.at(i));
@@ -229,18 +265,25 @@ export class Process implements Runnable {
       }
       if (ok) return mailbox.removeAt(i);
     }
-    this.waiterScanned = mailbox.length;
+    ext.waiterScanned = mailbox.length;
     return NOTHING;
   }
 
   private wake(msg: unknown): void {
     const resolve = this.waiterResolve as (msg: unknown) => void;
-    if (this.waiterTimer !== null) getClock().clearTimeout(this.waiterTimer);
+    this.clearWaiterTimer();
     this.waiterResolve = null;
     this.waiterMatch = null;
-    this.waiterTimer = null;
     this.state = RUNNING;
     resolve(msg);
+  }
+
+  private clearWaiterTimer(): void {
+    const ext = this.ext;
+    if (ext !== null && ext.waiterTimer !== null) {
+      getClock().clearTimeout(ext.waiterTimer);
+      ext.waiterTimer = null;
+    }
   }
 
   /** @internal delivers a message (see {@link send}). */
@@ -277,7 +320,7 @@ export class Process implements Runnable {
       return yieldToScheduler().then(() => this.receive(match, timeoutMs));
     }
     this.waiterMatch = match ?? null;
-    this.waiterScanned = 0;
+    if (match !== undefined) this.extra().waiterScanned = 0;
     const found = this.takeMatching();
     if (found !== NOTHING) {
       this.waiterMatch = null;
@@ -292,9 +335,9 @@ export class Process implements Runnable {
       this.waiterResolve = resolve;
       this.state = WAITING;
       if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
-        this.waiterTimer = getClock().setTimeout(() => {
+        this.extra().waiterTimer = getClock().setTimeout(() => {
           if (this.waiterResolve !== resolve) return;
-          this.waiterTimer = null;
+          this.extra().waiterTimer = null;
           this.wake(TIMEOUT);
         }, timeoutMs);
       }
@@ -314,18 +357,20 @@ export class Process implements Runnable {
       exitSignal(this, pid, "noproc");
       return;
     }
-    if (this.links === null) this.links = new Set();
-    if (other.links === null) other.links = new Set();
-    this.links.add(other);
-    other.links.add(this);
+    const mine = this.extra();
+    const theirs = other.extra();
+    if (mine.links === null) mine.links = new Set();
+    if (theirs.links === null) theirs.links = new Set();
+    mine.links.add(other);
+    theirs.links.add(this);
   }
 
   /** Removes a link both ways. */
   unlink(pid: Pid): void {
     const other = pid.proc;
     if (other === null) return;
-    this.links?.delete(other);
-    other.links?.delete(this);
+    this.ext?.links?.delete(other);
+    other.ext?.links?.delete(this);
   }
 
   /** Monitors `pid`: a `Down` message arrives when it exits (at once, with `noproc`, if it is already gone). */
@@ -337,19 +382,21 @@ export class Process implements Runnable {
       return ref;
     }
     const m: Monitor = { ref, watcher: this, target };
-    if (this.monitors === null) this.monitors = new Map();
-    if (target.monitoredBy === null) target.monitoredBy = new Map();
-    this.monitors.set(ref, m);
-    target.monitoredBy.set(ref, m);
+    const mine = this.extra();
+    const theirs = target.extra();
+    if (mine.monitors === null) mine.monitors = new Map();
+    if (theirs.monitoredBy === null) theirs.monitoredBy = new Map();
+    mine.monitors.set(ref, m);
+    theirs.monitoredBy.set(ref, m);
     return ref;
   }
 
   /** Removes a monitor; with `flush`, also drops a `Down` for it already in the mailbox. */
   demonitor(ref: number, flush = false): void {
-    const m = this.monitors?.get(ref);
+    const m = this.ext?.monitors?.get(ref);
     if (m !== undefined) {
-      this.monitors?.delete(ref);
-      m.target.monitoredBy?.delete(ref);
+      this.ext?.monitors?.delete(ref);
+      m.target.ext?.monitoredBy?.delete(ref);
     }
     if (flush && this.mailbox !== null) {
       for (let i = 0; i < this.mailbox.length; i++) {
@@ -373,8 +420,9 @@ export class Process implements Runnable {
       hook(this.exitReason);
       return;
     }
-    if (this.exitHooks === null) this.exitHooks = [];
-    this.exitHooks.push(hook);
+    const ext = this.extra();
+    if (ext.exitHooks === null) ext.exitHooks = [];
+    ext.exitHooks.push(hook);
   }
 
   /** @internal ends the process; see {@link exitProcess}. */
@@ -384,40 +432,43 @@ export class Process implements Runnable {
     this.exitReason = reason;
     this.pid.proc = null;
     liveCount--;
-    if (this.waiterTimer !== null) getClock().clearTimeout(this.waiterTimer);
+    this.clearWaiterTimer();
     this.waiterResolve = null;
     this.waiterMatch = null;
-    this.waiterTimer = null;
     this.body = null;
     this.mailbox = null;
-    const hooks = this.exitHooks;
-    this.exitHooks = null;
-    if (hooks !== null) {
-      for (const hook of hooks) {
-        try {
-          hook(reason);
-        } catch {
-          // A cleanup hook must not stop the exit from reaching links and monitors.
+    const ext = this.ext;
+    if (ext !== null) {
+      const hooks = ext.exitHooks;
+      ext.exitHooks = null;
+      if (hooks !== null) {
+        for (const hook of hooks) {
+          try {
+            hook(reason);
+          } catch {
+            // A cleanup hook must not stop the exit from reaching links and monitors.
+          }
         }
       }
     }
     for (const observer of exitObservers) observer(this, reason);
-    const monitors = this.monitors;
-    this.monitors = null;
-    if (monitors !== null) for (const m of monitors.values()) m.target.monitoredBy?.delete(m.ref);
-    const watchers = this.monitoredBy;
-    this.monitoredBy = null;
+    if (ext === null) return;
+    const monitors = ext.monitors;
+    ext.monitors = null;
+    if (monitors !== null) for (const m of monitors.values()) m.target.ext?.monitoredBy?.delete(m.ref);
+    const watchers = ext.monitoredBy;
+    ext.monitoredBy = null;
     if (watchers !== null) {
       for (const m of watchers.values()) {
-        m.watcher.monitors?.delete(m.ref);
+        m.watcher.ext?.monitors?.delete(m.ref);
         m.watcher.deliver(new Down(m.ref, this.pid, reason));
       }
     }
-    const links = this.links;
-    this.links = null;
+    const links = ext.links;
+    ext.links = null;
     if (links !== null) {
       for (const other of links) {
-        other.links?.delete(this);
+        other.ext?.links?.delete(this);
         pendingSignals.push({ target: other, from: this.pid, reason });
       }
     }
@@ -515,14 +566,10 @@ export function spawn(body: (self: Process) => Promise<unknown>, options: SpawnO
  * @internal Starts a handler-driven process (the basis of behaviours): `handler` runs once per message, in order;
  * if it returns a promise, the next message waits for it.
  */
-export function spawnHandler(
-  handler: (msg: unknown) => undefined | Promise<unknown>,
-  setup?: (proc: Process) => void,
-): Process {
+export function spawnHandler(handler: MessageHandler): Process {
   const proc = new Process();
   proc.handler = handler;
   proc.state = IDLE;
-  setup?.(proc);
   return proc;
 }
 
