@@ -22,10 +22,21 @@ export interface TestBroker {
 
 /**
  * Starts an aedes broker on 127.0.0.1 (port 0 = a free one). Devices must log in with `tokens[username]`; the hub
- * side logs in as `hub`.
+ * side logs in as `hub`. `pubackDelayMs` slows every publish down (to catch the agent in the middle of a replay).
  */
-export async function startBroker(port = 0, tokens: Record<string, string> = {}): Promise<TestBroker> {
+export async function startBroker(
+  port = 0,
+  tokens: Record<string, string> = {},
+  opts: { pubackDelayMs?: number } = {},
+): Promise<TestBroker> {
   const aedes = await Aedes.createBroker();
+  const delay = opts.pubackDelayMs;
+  if (delay) {
+    // A slow broker: every PUBLISH is held before it is routed and acknowledged.
+    aedes.authorizePublish = (_client, _packet, done) => {
+      setTimeout(() => done(null), delay);
+    };
+  }
   const logins: TestBroker["logins"] = [];
   const subscriptions = new Map<string, string[]>();
   aedes.authenticate = (client: Client, username, password, done) => {

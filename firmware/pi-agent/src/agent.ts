@@ -275,6 +275,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       keepalive: 30,
       connectTimeout: 10_000,
       reconnectPeriod: 0,
+      // mqtt-packet otherwise pre-allocates 65,536 two-byte Buffers (~8 MB of RSS) to write message ids faster.
+      writeCache: false,
       will: { topic: `${this.topicBase}/status`, payload: Buffer.from("offline"), qos: 1, retain: true },
       ...(cfg.ca ? { ca: cfg.ca } : {}),
     });
