@@ -1,6 +1,6 @@
 /**
  * Test rig for the firmware: the project's emulated board (simulator/boards AvrBoard) running a dist/ hex,
- * exposed to firmata-io through a Duplex transport, with register-file I2C devices on the TWI bus and a record of
+ * exposed to firmata-io through a Duplex transport, with register-file I2C devices on its TWI bus and a record of
  * every pin change. The board runs unthrottled in small slices on the event loop; a sleeping firmware is
  * fast-forwarded by the board, so emulated time usually runs ahead of wall time.
  */
@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { Duplex } from "node:stream";
-import { AVRTWI, type CPU, type TWIEventHandler, twiConfig } from "avr8js";
+import type { AVRTWI, TWIEventHandler } from "avr8js";
 import { AvrBoard, type PinChange } from "../../simulator/boards/avr-board.ts";
 import type { McuName, ResetCause } from "../../simulator/boards/mcu.ts";
 
@@ -182,11 +182,8 @@ export class FirmwareRig {
       this.transport.push(Buffer.from(bytes));
     };
     this.board.hooks.onPinChange = (change) => this.pinChanges.push(change);
-    this.board.hooks.onReset = (cause) => {
-      this.resets.push(cause);
-      this.attachTwi();
-    };
-    this.attachTwi();
+    this.board.hooks.onReset = (cause) => this.resets.push(cause);
+    this.board.attachI2c((twi) => new I2cBus(twi, this.devices));
   }
 
   /** Adds a device on the I2C bus. */
@@ -243,16 +240,6 @@ export class FirmwareRig {
         else resolve(io);
       });
     });
-  }
-
-  /**
-   * avr8js' TWI unit is not part of the project's AvrBoard (yet), so the rig installs one on the board's CPU after
-   * every reset. This reaches into the board's private CPU on purpose; if that field moves, these tests fail loudly.
-   */
-  private attachTwi(): void {
-    const cpu = (this.board as unknown as { cpu: CPU }).cpu;
-    const twi = new AVRTWI(cpu, twiConfig, 16_000_000);
-    twi.eventHandler = new I2cBus(twi, this.devices);
   }
 }
 
