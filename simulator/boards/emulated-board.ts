@@ -42,6 +42,8 @@ export interface EmulatedBoardEvents {
   /** A program opened / closed the pty. */
   "pty-open": [];
   "pty-close": [];
+  /** The pty can be opened (again): after a close, socat makes a fresh one, which takes a few ms. */
+  "pty-ready": [];
   /** The worker failed; the board is gone. */
   error: [error: Error];
 }
@@ -179,7 +181,7 @@ export class EmulatedBoard extends EventEmitter<EmulatedBoardEvents> {
         this.emit("reset", message.cause, message.mcusr);
         break;
       case "pty":
-        this.emit(message.event === "open" ? "pty-open" : "pty-close");
+        this.emit(`pty-${message.event}`);
         break;
       case "reply": {
         const resolve = this.pending.get(message.id);

@@ -39,7 +39,7 @@ export type FromWorker =
   | { type: "ready"; ptyPath?: string; resetVector: number }
   | { type: "turn"; tx?: Uint8Array; pins?: PinChange[] }
   | { type: "reset"; cause: ResetCause; mcusr: number }
-  | { type: "pty"; event: "open" | "close" }
+  | { type: "pty"; event: "open" | "close" | "ready" }
   | { type: "reply"; id: number; value: EmulationStats | Uint8Array | PinLevel[] }
   | { type: "error"; message: string; fatal: boolean }
   | { type: "stopped" };

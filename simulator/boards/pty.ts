@@ -17,6 +17,8 @@ export interface PtyBridgeHandlers {
   onData: (bytes: Uint8Array) => void;
   /** The program closed the pty. */
   onClose?: () => void;
+  /** The pty exists and can be opened (at start, and again after each close). */
+  onReady?: () => void;
   /** socat failed to start or died unexpectedly. */
   onError?: (error: Error) => void;
 }
@@ -137,7 +139,10 @@ export class PtyBridge {
       }
       if (child.exitCode !== null)
         throw new PtyError(`socat exited with ${child.exitCode}: ${stderr.trim()}`);
-      if (isSymlink(this.path)) return;
+      if (isSymlink(this.path)) {
+        this.handlers.onReady?.();
+        return;
+      }
       if (Date.now() > deadline) throw new PtyError(`socat did not create ${this.path} within 5 s`);
     }
   }

@@ -10,8 +10,10 @@ import { RealTimePacer } from "./pacing.ts";
 export interface RunnerOptions {
   /** Pace to wall time (default true); false runs unthrottled. */
   realtime?: boolean;
-  /** Emulated time per slice when unthrottled, and the catch-up limit when paced (ms). Default 5. */
+  /** Emulated time per slice when unthrottled (ms). Default 5. */
   sliceMs?: number;
+  /** When paced: the longest host stall (ms) made up by running faster; beyond it, time is forgiven. Default 50. */
+  maxCatchUpMs?: number;
   /** Wall-time period of turns while the CPU sleeps with no serial input pending (ms). Default 10. */
   idleTurnMs?: number;
   /** Called after every turn (e.g. to flush batched events). */
@@ -36,7 +38,10 @@ export class BoardRunner {
     const f = board.spec.frequencyHz;
     this.sliceCycles = Math.round(((options.sliceMs ?? 5) * f) / 1000);
     this.idleTurnMs = options.idleTurnMs ?? 10;
-    this.pacer = new RealTimePacer({ frequencyHz: f, maxCatchUpMs: options.sliceMs ?? 5 }, board.cycles);
+    this.pacer = new RealTimePacer(
+      { frequencyHz: f, maxCatchUpMs: options.maxCatchUpMs ?? 50 },
+      board.cycles,
+    );
   }
 
   get isRunning(): boolean {

@@ -1,7 +1,7 @@
 /**
  * The board's USART0 as a Node Duplex stream, shaped like a `serialport` stream so the hub (firmata-io,
  * johnny-five) can use it where it would use a real port: it emits 'open' (johnny-five waits for it), has `isOpen`,
- * `path`, `baudRate`, and `close()`. What you write goes to the firmware's receiver (paced at its baud rate by the
+ * `path`, `baudRate`, and `close()`; a listener added after the port opened still gets 'open' once. What you write goes to the firmware's receiver (paced at its baud rate by the
  * board); what the firmware transmits is emitted as 'data'.
  */
 import { Duplex } from "node:stream";
@@ -23,6 +23,15 @@ export class BoardSerialStream extends Duplex {
       if (this.destroyed) return;
       this.isOpen = true;
       this.emit("open");
+    });
+    // A board's stream is often handed to a client (firmata-io) after it opened: a late 'open' listener is still
+    // called once, so the client does not wait forever for an event that already happened.
+    this.on("newListener", (event: string | symbol, listener: (...args: unknown[]) => void) => {
+      if (event === "open" && this.isOpen) {
+        process.nextTick(() => {
+          if (this.isOpen) listener.call(this);
+        });
+      }
     });
   }
 

@@ -108,6 +108,7 @@ function main(): void {
           runner.kick();
         },
         onClose: () => post({ type: "pty", event: "close" }),
+        onReady: () => post({ type: "pty", event: "ready" }),
         onError: (error) => post({ type: "error", message: error.message, fatal: false }),
       });
       await pty.start();
