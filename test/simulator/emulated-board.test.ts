@@ -125,7 +125,10 @@ function openPort(path: string) {
   const port = {
     out: "",
     write: (s: string) => writeSync(fd, s),
-    close: () => (stream.destroy(), closeSync(fd)),
+    close: () => {
+      stream.destroy();
+      closeSync(fd);
+    },
   };
   stream.on("data", (b: Buffer) => {
     port.out += b.toString("latin1");
