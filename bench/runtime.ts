@@ -143,32 +143,55 @@ async function benchCall(): Promise<void> {
   emit("call", "calls_per_s_100", TOTAL / (elapsed / 1000), "per_s");
 }
 
+/**
+ * 10k senders × 100 messages to one collector. Measured twice: with the collector as a GenServer (handleInfo, how
+ * the hub's actors are written) and as an async function looping on `receive`.
+ */
 async function benchFanIn(): Promise<void> {
   const SENDERS = 10_000;
   const PER = 100;
   const TOTAL = SENDERS * PER;
+
+  async function run(collector: Pid, finished: Promise<number>): Promise<number> {
+    const senders: Pid[] = [];
+    for (let s = 0; s < SENDERS; s++) {
+      senders.push(
+        spawn(async (self) => {
+          await self.receive();
+          for (let i = 0; i < PER; i++) send(collector, i);
+        }),
+      );
+    }
+    await quiesce();
+    const t0 = now();
+    for (const s of senders) send(s, "go");
+    return TOTAL / (((await finished) - t0) / 1000);
+  }
+
   let done!: (t: number) => void;
-  const finished = new Promise<number>((r) => {
+  let finished = new Promise<number>((r) => {
     done = r;
   });
-  const collector = spawn(async (self) => {
+  const server = await startServer(
+    {
+      init: () => 0,
+      handleInfo: (_msg: unknown, n: number) => {
+        if (n + 1 === TOTAL) done(now());
+        return n + 1;
+      },
+    },
+    undefined,
+  );
+  emit("fanin", "msgs_per_s", await run(server, finished), "per_s");
+
+  finished = new Promise<number>((r) => {
+    done = r;
+  });
+  const receiver = spawn(async (self) => {
     for (let i = 0; i < TOTAL; i++) await self.receive();
     done(now());
   });
-  const senders: Pid[] = [];
-  for (let s = 0; s < SENDERS; s++) {
-    senders.push(
-      spawn(async (self) => {
-        await self.receive();
-        for (let i = 0; i < PER; i++) send(collector, i);
-      }),
-    );
-  }
-  await quiesce();
-  const t0 = now();
-  for (const s of senders) send(s, "go");
-  const t1 = await finished;
-  emit("fanin", "msgs_per_s", TOTAL / ((t1 - t0) / 1000), "per_s");
+  emit("fanin", "msgs_per_s_receive", await run(receiver, finished), "per_s");
 }
 
 /** Workers that report each start, so restart latency is measured until the new worker answers a call. */
