@@ -302,11 +302,15 @@ describe("ganglion-uno.hex through firmata-io on the emulated Uno", () => {
     expect(heartbeats.at(-1)!.ms - hangMs).toBeGreaterThan(900);
   });
 
-  it("reports an external reset (DTR auto-reset) as such", async () => {
+  it.each([
+    ["external", 2, 0x02],
+    ["brown-out", 3, 0x04],
+    ["power-on", 1, 0x01],
+  ] as const)("reports a %s reset with cause %i", async (cause, code, flag) => {
     const start = heartbeats.length;
-    rig.board.reset("external");
+    rig.board.reset(cause);
     await rig.waitFor(() => heartbeats.length > start, "heartbeat after reset");
-    expect(heartbeats.at(-1)!.hb).toMatchObject({ cause: 2, seq: 0 });
-    expect(heartbeats.at(-1)!.hb.flags & 0x02).toBe(0x02);
+    expect(heartbeats.at(-1)!.hb).toMatchObject({ cause: code, seq: 0, source: 0 });
+    expect(heartbeats.at(-1)!.hb.flags & flag).toBe(flag);
   });
 });
