@@ -218,7 +218,12 @@ async function benchSupervisor(): Promise<void> {
   const N = 10_000;
   const children = Array.from({ length: N }, (_, i) => workerSpec(i));
   let t0 = now();
-  let sup = await startSupervisor({ strategy: "one_for_one", intensity: 1_000_000, periodMs: 1000, children });
+  let sup = await startSupervisor({
+    strategy: "one_for_one",
+    intensity: 1_000_000,
+    periodMs: 1000,
+    children,
+  });
   emit("sup_start_10k", "ms", now() - t0, "ms");
 
   const random = lcg(42);
@@ -314,7 +319,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const name = process.argv[2] ?? "";
   const workload = WORKLOADS[name];
   if (workload === undefined) {
-    console.error(`bench/runtime.ts: unknown workload "${name}" (one of ${Object.keys(WORKLOADS).join(", ")})`);
+    console.error(
+      `bench/runtime.ts: unknown workload "${name}" (one of ${Object.keys(WORKLOADS).join(", ")})`,
+    );
     process.exit(2);
   }
   await workload();
