@@ -1,7 +1,8 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Agent } from "../../firmware/pi-agent/src/agent.ts";
+import { Agent, type BufferedReading } from "../../firmware/pi-agent/src/agent.ts";
+import { DiskQueue } from "../../firmware/pi-agent/src/buffer.ts";
 import type { AgentConfigInput } from "../../firmware/pi-agent/src/config.ts";
 import { createVirtualSysfs, type VirtualSysfs } from "../../simulator/pi/virtual-sysfs.ts";
 import {
@@ -334,6 +335,22 @@ describe("pi-agent against a real broker and a virtual sysfs", () => {
     await waitFor(() => delays.length >= 7, 5000, "reconnect attempts");
     // ceilings 20, 40, 80, 160, 160...; equal jitter keeps each delay in [ceiling/2, ceiling)
     expect(delays.slice(0, 7)).toEqual([10, 40, 40, 159, 80, 159, 80]);
+  });
+
+  it("regression: a crash between buffering a reading and saving its seq neither reuses nor skips a seq", async () => {
+    const r = await rig({ sensors: [{ id: "water", kind: "ds18b20", address: W1_ADDRESS, periodMs: 20 }] });
+    await r.hub.until((m) => m.filter((x) => x.topic === `${T}/telemetry/water`).length >= 3);
+    await r.agent.stop();
+    const last = Math.max(...r.hub.json<Telemetry>(`${T}/telemetry/water`).map((m) => m.seq));
+    // What the dead run left: reading last+1 in the buffer, state.json still saying `last`.
+    const q = DiskQueue.open<BufferedReading>({ dir: join(r.dir, "state", "buffer"), maxBytes: 8 << 20 });
+    q.append({ s: "water", v: 99, ts: 1234, seq: last + 1 });
+    q.close();
+    await r.restart();
+    await r.hub.until(() => r.hub.json<Telemetry>(`${T}/telemetry/water`).some((m) => m.seq === last + 3));
+    const after = r.hub.json<Telemetry>(`${T}/telemetry/water`).filter((m) => m.seq > last);
+    expect(after[0]).toEqual({ value: 99, ts: 1234, seq: last + 1 });
+    expectConsecutive(after, last + 1);
   });
 
   it("bounds its disk buffer, drops and counts the oldest, and replays the rest after a restart", async () => {

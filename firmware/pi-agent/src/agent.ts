@@ -135,6 +135,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.startedAt = this.clock.monotonic();
     this.state = AgentState.open(cfg.stateDir, readBootId(cfg.ioRoot));
     this.queue = DiskQueue.open<BufferedReading>({ dir: cfg.buffer.dir, maxBytes: cfg.buffer.maxBytes });
+    // A reading reaches the buffer before its seq is saved: recover seqs the last run buffered but did not save.
+    const state = this.state;
+    this.queue.forEachPending((r) => state.observeSeq(r.s, r.seq));
     this.log.info(
       { resetCause: this.state.resetCause, buffered: this.queue.pending, dropped: this.queue.dropped },
       "agent starting",
@@ -215,9 +218,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       s: sensor,
       v: value,
       ts: this.clock.now(),
-      seq: state.nextSeq(sensor),
+      seq: state.peekSeq(sensor),
     };
     (this.queue as DiskQueue<BufferedReading>).append(reading);
+    state.commitSeq(sensor, reading.seq);
     this.emit("reading", reading);
     this.pump();
   }

@@ -158,6 +158,14 @@ export class DiskQueue<T> {
     }
   }
 
+  /** Calls `fn` with every unacknowledged record, oldest first, without handing them out. */
+  forEachPending(fn: (data: T) => void): void {
+    for (let index = this.acked; index < this.nextIndex; index++) {
+      const data = this.recordAt(index);
+      if (data !== undefined) fn(data);
+    }
+  }
+
   /** Hands out every unacknowledged record again from the oldest (after a lost connection). */
   rewind(): void {
     this.readIndex = this.acked;

@@ -26,7 +26,7 @@ export function readBootId(ioRoot: string): string | undefined {
   }
 }
 
-/** The persisted agent state. `seq` updates are written before the reading exists, so a seq is never reused. */
+/** The persisted agent state. */
 export class AgentState {
   private readonly file: string;
   private readonly state: StateFile;
@@ -57,12 +57,24 @@ export class AgentState {
     return new AgentState(stateDir, bootId);
   }
 
-  /** The next seq of `sensor` (1 for its first reading ever), persisted before it is returned. */
-  nextSeq(sensor: string): number {
-    const seq = (this.state.seqs[sensor] ?? 0) + 1;
+  /** The seq the next reading of `sensor` gets (1 for its first reading ever). Not persisted: see {@link commitSeq}. */
+  peekSeq(sensor: string): number {
+    return (this.state.seqs[sensor] ?? 0) + 1;
+  }
+
+  /**
+   * Persists that `seq` of `sensor` was used. Called after the reading is in the disk buffer: if the agent dies in
+   * between, {@link observeSeq} recovers it from the buffer at the next start, so a seq is never reused or skipped.
+   */
+  commitSeq(sensor: string, seq: number): void {
+    if (seq <= (this.state.seqs[sensor] ?? 0)) return;
     this.state.seqs[sensor] = seq;
     this.save();
-    return seq;
+  }
+
+  /** Raises the counter of `sensor` to at least `seq` in memory (recovery from the disk buffer). */
+  observeSeq(sensor: string, seq: number): void {
+    if (seq > (this.state.seqs[sensor] ?? 0)) this.state.seqs[sensor] = seq;
   }
 
   /** The last seq handed out for `sensor` (0 if none). */
