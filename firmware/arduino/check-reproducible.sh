@@ -8,7 +8,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 status=0
 for board in uno nano mega; do
-  make -s BOARD="$board" OUT="$tmp" BUILD="$tmp/obj-$board" >/dev/null
+  make -s BOARD="$board" OUT="$tmp" BUILD_ROOT="$tmp/obj" >/dev/null
   if cmp -s "$tmp/ganglion-$board.hex" "dist/ganglion-$board.hex"; then
     echo "ok: ganglion-$board.hex is reproducible"
   else

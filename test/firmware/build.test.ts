@@ -36,7 +36,7 @@ describe.skipIf(!hasAvrGcc)("firmware/arduino build", () => {
     it(`rebuilds ganglion-${board}.hex identical to dist/`, () => {
       execFileSync(
         "make",
-        ["-s", "-C", FIRMWARE_DIR, `BOARD=${board}`, `OUT=${out}`, `BUILD=${join(out, board)}`],
+        ["-s", "-C", FIRMWARE_DIR, `BOARD=${board}`, `OUT=${out}`, `BUILD_ROOT=${join(out, "obj")}`],
         {
           stdio: "pipe",
         },
