@@ -1,6 +1,7 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { ConfigError, loadConfig, parseConfig } from "../../firmware/pi-agent/src/config.ts";
 import { tempDir } from "./helpers.ts";
 
@@ -52,6 +53,19 @@ describe("agent config", () => {
     });
     expect(cfg.sensors[0]).toMatchObject({ id: "soil", periodMs: 5000 });
     expect(cfg.outputs[0]).toMatchObject({ kind: "relay", activeLow: true });
+  });
+
+  it("accepts the shipped example config", () => {
+    const text = readFileSync(
+      join(import.meta.dirname, "../../firmware/pi-agent/agent.example.yaml"),
+      "utf8",
+    );
+    const raw = parseYaml(text) as Record<string, unknown>;
+    delete raw.tokenFile;
+    delete raw.caFile;
+    const cfg = parseConfig({ ...raw, token: "t" }, "/etc/ganglion");
+    expect(cfg.sensors.map((s) => s.kind)).toEqual(["ds18b20", "iio", "iio", "iio", "gpio-input"]);
+    expect(cfg.outputs).toHaveLength(3);
   });
 
   it("names the path of every problem", () => {
