@@ -291,7 +291,7 @@ describe("ganglion-uno.hex through firmata-io on the emulated Uno", () => {
   it("is reset by the watchdog when it hangs, and says so", async () => {
     const start = heartbeats.length;
     io.sysexCommand(HANG);
-    await rig.waitFor(() => rig.resets.length === 1, "watchdog reset");
+    await rig.waitFor(() => rig.resets.length === 1, "watchdog reset", 15_000); // 1 s of busy emulation
     expect(rig.resets).toEqual(["watchdog"]);
     await rig.waitFor(() => heartbeats.length > start, "heartbeat after reboot");
     const hb = heartbeats.at(-1)!.hb;

@@ -214,7 +214,7 @@ export class FirmwareRig {
   }
 
   /** Resolves once `predicate` holds (checked every turn), rejects after `timeoutMs` of wall time. */
-  waitFor(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     return new Promise((resolve, reject) => {
       const check = () => {
