@@ -16,6 +16,9 @@ export interface DeviceCredential {
 /** The outcome of a login attempt. */
 export type AuthResult = { ok: true; identity: Identity } | { ok: false; reason: string };
 
+/** scrypt verifications allowed to run at once (see {@link Credentials}). */
+export const MAX_CONCURRENT_SCRYPT = 2;
+
 /** The username the hub's own client logs in with; `hub` is a reserved device id, so no device can hold it. */
 export const HUB_USERNAME = "hub";
 
@@ -34,10 +37,34 @@ export class Credentials {
   readonly hubSecret: string;
   private devices = new Map<string, string>();
   private verified = new Map<string, { tokenHash: string; digest: Buffer }>();
+  private running = 0;
+  /** scrypt runs, logins answered from the cache, and the most verifications that ran at once. */
+  readonly stats = { scrypt: 0, cacheHits: 0, peakConcurrent: 0 };
+  private readonly waiting: (() => void)[] = [];
 
   constructor(devices: Iterable<DeviceCredential> = [], hubSecret = randomBytes(32).toString("base64url")) {
     this.hubSecret = hubSecret;
     this.set(devices);
+  }
+
+  /**
+   * Runs at most {@link MAX_CONCURRENT_SCRYPT} verifications at once. scrypt runs on libuv's thread pool (4 threads),
+   * which file I/O and DNS share: a reconnect storm, or someone spraying wrong tokens, must not take all of it.
+   */
+  private async limited<T>(fn: () => Promise<T>): Promise<T> {
+    // A finishing verification hands its slot straight to the next waiter, so `running` never overshoots.
+    if (this.running >= MAX_CONCURRENT_SCRYPT)
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
+    this.stats.peakConcurrent = Math.max(this.stats.peakConcurrent, this.running);
+    this.stats.scrypt++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running--;
+    }
   }
 
   /** Replaces the table; returns the ids whose credentials were removed or changed (their sessions must go). */
@@ -91,9 +118,10 @@ export class Credentials {
     const d = digest(password);
     const cached = this.verified.get(username);
     if (cached && cached.tokenHash === tokenHash && timingSafeEqual(cached.digest, d)) {
+      this.stats.cacheHits++;
       return { ok: true, identity: { kind: "device", id: username } };
     }
-    const ok = await verifyToken(password.toString("utf8"), tokenHash);
+    const ok = await this.limited(() => verifyToken(password.toString("utf8"), tokenHash));
     // The table may have changed while scrypt ran: only a still-current hash counts.
     if (!ok || this.devices.get(username) !== tokenHash) return { ok: false, reason: "wrong token" };
     this.verified.set(username, { tokenHash, digest: d });

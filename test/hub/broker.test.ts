@@ -10,6 +10,7 @@ import { Agent } from "../../firmware/pi-agent/src/agent.ts";
 import { parseConfig as parseAgentConfig } from "../../firmware/pi-agent/src/config.ts";
 import {
   type BrokerOptions,
+  Credentials,
   checkPublish,
   checkSubscribe,
   filterWithin,
@@ -172,6 +173,28 @@ describe("ACL rules", () => {
     expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", false)).not.toBeNull();
     expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", true)).toBeNull();
     expect(checkPublish({ kind: "hub" }, "ganglion/pi-1/cmd/led", "ganglion")).toBeNull();
+  });
+});
+
+describe("credentials", () => {
+  it("verifies tokens with scrypt at most two at a time, and remembers a success", async () => {
+    const creds = new Credentials([...hashes].map(([id, tokenHash]) => ({ id, tokenHash })));
+    const attempts = await Promise.all([
+      ...Array.from({ length: 5 }, () => creds.authenticate("pi-1", Buffer.from(generateToken()), false)),
+      creds.authenticate("pi-2", Buffer.from(tokens.get("pi-2")!), false),
+    ]);
+    expect(attempts.map((a) => a.ok)).toEqual([false, false, false, false, false, true]);
+    expect(creds.stats).toEqual({ scrypt: 6, cacheHits: 0, peakConcurrent: 2 });
+    expect(await creds.authenticate("pi-2", Buffer.from(tokens.get("pi-2")!), false)).toEqual({
+      ok: true,
+      identity: { kind: "device", id: "pi-2" },
+    });
+    expect(creds.stats.cacheHits).toBe(1);
+    // A changed token hash forgets the cached success.
+    expect(creds.set([{ id: "pi-2", tokenHash: hashes.get("pi-3")! }])).toEqual(["pi-1", "pi-2", "pi-3"]);
+    expect((await creds.authenticate("pi-2", Buffer.from(tokens.get("pi-2")!), false)).ok).toBe(false);
+    expect((await creds.authenticate("hub", Buffer.from(creds.hubSecret), false)).ok).toBe(true);
+    expect((await creds.authenticate("hub", Buffer.from("guess"), false)).ok).toBe(false);
   });
 });
 
