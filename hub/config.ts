@@ -13,6 +13,7 @@ export {
   addDeviceToFleetText,
   FleetEditError,
   type NewDevice,
+  parseDeviceInput,
   parseTokensFile,
   removeDeviceFromFleetFile,
   removeDeviceFromFleetText,

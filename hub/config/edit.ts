@@ -29,10 +29,29 @@ export class FleetEditError extends Error {
   constructor(
     readonly code: "duplicate" | "not_found" | "invalid",
     message: string,
+    /** For `invalid`: each problem with its path inside the device (`sensors[0].range`). */
+    readonly issues: readonly { path: string; message: string }[] = [],
   ) {
     super(message);
     this.name = "FleetEditError";
   }
+}
+
+/**
+ * Validates one device as `POST /api/devices` receives it (the fleet file's schema; aliases normalised, defaults
+ * filled). The error's message is one line per problem, `device.sensors[0].range: expected ...`.
+ * @throws {FleetEditError} `invalid`.
+ */
+export function parseDeviceInput(input: unknown): DeviceConfig {
+  const checked = DeviceSchema.safeParse(input);
+  if (checked.success) return checked.data;
+  const issues = checked.error.issues.flatMap((i) =>
+    i.code === "unrecognized_keys"
+      ? i.keys.map((k) => ({ path: formatPath([...i.path, k]), message: `unknown key "${k}"` }))
+      : [{ path: formatPath(i.path), message: i.message }],
+  );
+  const lines = issues.map((i) => (i.path ? `device.${i.path}: ${i.message}` : `device: ${i.message}`));
+  throw new FleetEditError("invalid", lines.join("\n"), issues);
 }
 
 /** Result of an add: the validated device and, for an MQTT device whose token was generated, the clear token. */
@@ -64,11 +83,7 @@ async function prepare(device: NewDevice): Promise<{ entry: Record<string, unkno
   for (const key of ["sensors", "actuators"] as const) {
     if (Array.isArray(entry[key]) && (entry[key] as unknown[]).length === 0) delete entry[key];
   }
-  const checked = DeviceSchema.safeParse(entry);
-  if (!checked.success) {
-    const lines = checked.error.issues.map((i) => `${formatPath(["device", ...i.path])}: ${i.message}`);
-    throw new FleetEditError("invalid", lines.join("\n"));
-  }
+  parseDeviceInput(entry);
   return token === undefined ? { entry } : { entry, token };
 }
 

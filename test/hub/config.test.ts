@@ -10,6 +10,7 @@ import {
   generateToken,
   hashToken,
   loadFleetConfig,
+  parseDeviceInput,
   parseFleetConfig,
   parseTokensFile,
   removeDeviceFromFleetFile,
@@ -212,6 +213,38 @@ describe("fleet config: errors name the line, the path and what is expected", ()
     const err = issuesOf("hub:\n  mqtt:\n    port: [1\n");
     expect(err.issues[0]!.line).toBeGreaterThan(0);
     expect(err.message).toMatch(/^fleet\.yaml:\d+: not valid YAML/);
+  });
+});
+
+describe("one device, as the API receives it", () => {
+  it("validates with the fleet file's schema, naming each bad path", () => {
+    expect(
+      parseDeviceInput({ id: "pi-7", board: "rpi", link: { type: "mqtt", tokenHash: "scrypt$1$1$1$YQ$Yg" } }),
+    ).toMatchObject({
+      id: "pi-7",
+      board: "raspberry-pi",
+      sensors: [],
+    });
+    let err: unknown;
+    try {
+      parseDeviceInput({
+        id: "Pi 7",
+        board: "uno",
+        link: { type: "serial", path: "/dev/ttyACM0" },
+        sensors: [{ id: "t", kind: "thermometer", pin: 2, range: [5, 1], colour: "red" }],
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FleetEditError);
+    expect((err as FleetEditError).code).toBe("invalid");
+    expect((err as FleetEditError).issues.map((i) => i.path).sort()).toEqual([
+      "id",
+      "sensors[0].colour",
+      "sensors[0].range",
+    ]);
+    expect((err as Error).message).toContain("device.sensors[0].range: expected [min, max] with min < max");
+    expect((err as Error).message).toContain('device.sensors[0].colour: unknown key "colour"');
   });
 });
 
