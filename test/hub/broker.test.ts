@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -520,6 +520,68 @@ describe("embedded broker with the real pi-agent", () => {
     expect(JSON.parse((await reply).toString())).toEqual({ id: "c1", ok: true });
     expect(sys.readGpio(27)).toBe(1);
     expect(b.counters).toMatchObject({ rejectedConnections: 0, aclRefusals: 0, persistFailures: 0 });
+  });
+});
+
+describe("durability", () => {
+  it("has every reading a device saw acknowledged in the database after kill -9 of the broker process", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "ganglion-kill9-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const ids = ["pi-1", "pi-2"];
+    const creds = ids.map((id) => ({ id, tokenHash: hashes.get(id)! }));
+    const fixture = new URL("./fixtures/broker-with-store.ts", import.meta.url).pathname;
+    const child = spawn(process.execPath, ["--import", "tsx", fixture, dir, "full", JSON.stringify(creds)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    cleanups.push(async () => {
+      child.kill("SIGKILL");
+      await exited;
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        out += chunk.toString();
+        const m = /^ready (\S+)$/m.exec(out);
+        if (m?.[1]) resolve(m[1]);
+      });
+      child.once("exit", (code) => reject(new Error(`broker process exited ${code}: ${out}`)));
+    });
+
+    const acked = new Map(ids.map((id) => [id, new Set<number>()]));
+    let stopped = false;
+    for (const id of ids) {
+      const client = await connect(url, { username: id, password: tokens.get(id)!, clientId: id });
+      let seq = 0;
+      const send = () => {
+        if (stopped) return;
+        const n = seq++;
+        const body = JSON.stringify({ value: n, ts: 1_000_000 + n, seq: n });
+        client.publish(`ganglion/${id}/telemetry/temp`, body, { qos: 1 }, (err) => {
+          if (err) return;
+          acked.get(id)?.add(n);
+          send();
+        });
+      };
+      for (let i = 0; i < 20; i++) send(); // 20 in flight per device
+    }
+    const total = () => [...acked.values()].reduce((sum, set) => sum + set.size, 0);
+    const deadline = Date.now() + 10_000;
+    while (total() < 1000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    child.kill("SIGKILL");
+    await exited;
+    stopped = true;
+    expect(total()).toBeGreaterThan(0);
+
+    const store = HistoryStore.open({ dataDir: dir });
+    cleanups.push(() => store.close());
+    for (const id of ids) {
+      const stored = new Set(
+        store.telemetry({ device: id, sensor: "temp", since: 0, limit: 10_000 }).map((r) => r.seq),
+      );
+      const missing = [...(acked.get(id) ?? [])].filter((n) => !stored.has(n));
+      expect(missing, `${id}: acknowledged but not stored`).toEqual([]);
+    }
   });
 });
 
