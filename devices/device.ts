@@ -1,0 +1,48 @@
+/**
+ * The per-device supervisor (DESIGN.md §2): rest_for_one over Link, Board and Sensors, so a lost link restarts
+ * the board protocol and the part actors after it, while a failing sensor restarts alone under Sensors.
+ */
+import type { DeviceConfig } from "../hub/config.ts";
+import type { HubContext } from "../hub/context.ts";
+import { type ChildSpec, startSupervisor } from "../hub/runtime/index.ts";
+import { piBoardChild } from "./boards/pi.ts";
+import { mqttLinkChild } from "./links/mqtt-link.ts";
+import { actuatorChild } from "./sensors/actuator.ts";
+import { sensorChild } from "./sensors/sensor.ts";
+
+/** The child spec of a device under the fleet. */
+export function deviceChild(hub: HubContext, config: DeviceConfig): ChildSpec {
+  if (config.link.type !== "mqtt") {
+    throw new Error(
+      `${config.id}: ${config.board} boards over serial are not driven by this hub build yet; see the hub issue's progress`,
+    );
+  }
+  const parts: ChildSpec[] = [
+    ...config.sensors.map((s) => sensorChild(hub, config.id, s)),
+    ...config.actuators.map((a) => actuatorChild(hub, config.id, a)),
+  ];
+  return {
+    id: config.id,
+    type: "supervisor",
+    start: (ctx) =>
+      startSupervisor(
+        {
+          strategy: "rest_for_one",
+          children: [
+            mqttLinkChild(hub, config),
+            piBoardChild(hub, config),
+            {
+              id: "sensors",
+              type: "supervisor",
+              start: (c) =>
+                startSupervisor(
+                  { strategy: "one_for_one", children: parts },
+                  { path: c.path, link: c.parent },
+                ),
+            },
+          ],
+        },
+        { path: ctx.path, link: ctx.parent },
+      ),
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * A sensor actor: one GenServer per sensor. It validates each reading (type, range, rate of change, flat line),
+ * watches for staleness, keeps the sensor's health, and publishes `state/<sensor>` (retained) on every change.
+ * Readings arrive already stored (the broker's persistence hook runs first); rejected ones are counted and logged.
+ */
+import type { SensorConfig } from "../../hub/config.ts";
+import { type HubContext, partName } from "../../hub/context.ts";
+import {
+  type ChildSpec,
+  getClock,
+  type Pid,
+  replyWith,
+  startServer,
+  type TimerHandle,
+} from "../../hub/runtime/index.ts";
+import type { ReadingValue } from "../../hub/store.ts";
+import type { Health } from "../../hub/view.ts";
+import { checkReading, type History, remember } from "./validate.ts";
+
+/** A reading routed to a sensor actor. */
+export interface Reading {
+  t: "reading";
+  value: unknown;
+  ts: number;
+  seq?: number | null;
+}
+
+interface State {
+  history: History;
+  health: Health;
+  rejected: number;
+  /** Why the sensor is faulty, for logs and the tree. */
+  fault: string | undefined;
+  staleTimer: TimerHandle | null;
+  self: Pid;
+}
+
+/** Counters a test or the API can ask a sensor for. */
+export interface SensorStats {
+  health: Health;
+  rejected: number;
+  fault: string | undefined;
+  value: ReadingValue | null;
+}
+
+const STALE_CHECK = "stale-check";
+
+/** The child spec of a sensor actor. */
+export function sensorChild(hub: HubContext, device: string, config: SensorConfig): ChildSpec {
+  return {
+    id: config.id,
+    start: (ctx) =>
+      startServer(sensorSpec(hub, device, config), undefined, {
+        link: ctx.parent,
+        label: ctx.path,
+        name: { via: hub.names, key: partName(device, config.id) },
+      }),
+  };
+}
+
+function sensorSpec(hub: HubContext, device: string, config: SensorConfig) {
+  const staleMs = config.staleMs ?? config.periodMs * 3;
+  const log = hub.log.child({ device, sensor: config.id });
+  const topic = `${hub.prefix}/${device}/state/${config.id}`;
+
+  const publish = (state: State) => {
+    const { lastValue, lastTs } = state.history;
+    const payload: Record<string, unknown> = { value: lastValue, ts: lastTs, health: state.health };
+    if (config.unit !== undefined) payload.unit = config.unit;
+    hub.bus.publish(topic, JSON.stringify(payload), { retain: true, qos: 1 });
+    hub.store.saveState(device, config.id, payload);
+  };
+
+  const armStale = (state: State) => {
+    const clock = getClock();
+    if (state.staleTimer !== null) clock.clearTimeout(state.staleTimer);
+    const self = state.self;
+    state.staleTimer = clock.setTimeout(() => self.proc?.deliver(STALE_CHECK), staleMs);
+  };
+
+  const setHealth = (state: State, health: Health, fault?: string) => {
+    if (state.health !== health) {
+      if (health === "faulty") log.warn({ fault }, `sensor ${device}/${config.id} is faulty: ${fault}`);
+      else if (state.health === "faulty") log.info(`sensor ${device}/${config.id} is healthy again`);
+    }
+    state.health = health;
+    state.fault = fault;
+  };
+
+  return {
+    init: (_: undefined, self: { pid: Pid }): State => {
+      const state: State = {
+        history: { lastValue: null, lastTs: null, changedAt: null },
+        health: "ok",
+        rejected: 0,
+        fault: undefined,
+        staleTimer: null,
+        self: self.pid,
+      };
+      hub.state.setHealth(device, config.id, "ok");
+      armStale(state);
+      return state;
+    },
+    handleInfo: (msg: unknown, state: State): State => {
+      if (msg === STALE_CHECK) {
+        state.staleTimer = null;
+        setHealth(state, "faulty", `no reading for ${staleMs} ms (stale)`);
+        hub.state.setHealth(device, config.id, "faulty");
+        if (state.history.lastValue !== null) publish(state);
+        armStale(state);
+        return state;
+      }
+      const reading = msg as Reading;
+      if (reading?.t !== "reading") return state;
+      armStale(state);
+      const verdict = checkReading(config, reading.value, reading.ts, state.history);
+      if (!verdict.ok) {
+        state.rejected++;
+        log.warn(
+          { reason: verdict.reason, rejected: state.rejected },
+          `reading rejected from ${device}/${config.id}: ${verdict.message}; check the sensor's wiring or its range in the fleet file`,
+        );
+        setHealth(state, "faulty", verdict.message);
+        hub.state.setHealth(device, config.id, "faulty");
+        return state;
+      }
+      const value = (
+        typeof reading.value === "number" && (config.kind === "button" || config.kind === "digital-in")
+          ? reading.value === 1
+          : reading.value
+      ) as ReadingValue;
+      if (verdict.flag === "noise")
+        setHealth(state, "faulty", "changing faster than its maxRatePerS (noise)");
+      else if (verdict.flag === "stuck")
+        setHealth(state, "faulty", `no change for ${config.flatLineMs} ms (stuck)`);
+      else setHealth(state, "ok");
+      state.history = remember(state.history, value, reading.ts);
+      hub.state.setReading(device, config.id, value, reading.ts, state.health);
+      publish(state);
+      return state;
+    },
+    handleCall: (_req: "stats", _from: unknown, state: State) =>
+      replyWith<State, SensorStats>(
+        {
+          health: state.health,
+          rejected: state.rejected,
+          fault: state.fault,
+          value: state.history.lastValue,
+        },
+        state,
+      ),
+    terminate: (_reason: unknown, state: State) => {
+      if (state.staleTimer !== null) getClock().clearTimeout(state.staleTimer);
+    },
+  };
+}

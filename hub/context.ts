@@ -1,0 +1,37 @@
+/**
+ * What the hub hands its services and device actors: the history store, the fleet's live state, the process
+ * names, the MQTT bus and the logger. Injected, so a test or the simulator can build one around its own parts.
+ */
+import type { Logger } from "pino";
+import type { FleetState } from "./fleet-state.ts";
+import type { Registry } from "./runtime/index.ts";
+import type { HistoryStore, HubEvent } from "./store.ts";
+
+/** Publishing on the hub's MQTT broker (whichever instance is running now). */
+export interface Bus {
+  /** Publishes from the hub; dropped (and counted) while no broker runs — retained state is re-published on start. */
+  publish(topic: string, payload: string, options?: { retain?: boolean; qos?: 0 | 1 }): void;
+}
+
+/** Shared services of one hub. */
+export interface HubContext {
+  /** MQTT topic prefix, e.g. `ganglion`. */
+  prefix: string;
+  store: HistoryStore;
+  state: FleetState;
+  /** Names of device processes: `link:<device>`, `board:<device>`, `part:<device>/<part>`. */
+  names: Registry<string>;
+  bus: Bus;
+  log: Logger;
+  /** Default device heartbeat period (devices are silent after 3×). */
+  heartbeatMs: number;
+  /** Records a hub event (status changes, resets, faults): stored, published on `hub/events`, sent live. */
+  emit(event: HubEvent): void;
+}
+
+/** The registry key of a device's link process. */
+export const linkName = (device: string) => `link:${device}`;
+/** The registry key of a device's board process. */
+export const boardName = (device: string) => `board:${device}`;
+/** The registry key of a sensor or actuator process. */
+export const partName = (device: string, part: string) => `part:${device}/${part}`;

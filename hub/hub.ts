@@ -1,0 +1,316 @@
+/**
+ * The Hub: builds the default supervision tree of DESIGN.md §2 and exposes it as a {@link HubView}.
+ *
+ *   hub (one_for_one) ── events · broker · registry · fleet (DynamicSupervisor → one supervisor per device) · api
+ *
+ * Devices live in the fleet; each is retried with backoff when its own supervisor gives up, so one failing device
+ * never uses up the fleet's restart budget. The fleet starts every known device when it (re)starts, so a restarted
+ * fleet comes back whole, devices added at run time included.
+ */
+import pino, { type Logger } from "pino";
+import { deviceChild } from "../devices/device.ts";
+import type { CommandResult } from "../devices/sensors/actuator.ts";
+import { startApi } from "./api.ts";
+import { type BrokerHandle, brokerChild, busOver } from "./broker-service.ts";
+import { formatPath } from "./config/errors.ts";
+import { type DeviceConfig, DeviceSchema, type FleetConfig } from "./config.ts";
+import type { HubContext } from "./context.ts";
+import { partName } from "./context.ts";
+import { eventsChild, recordEvent, type TreeRoot } from "./events.ts";
+import { FleetState } from "./fleet-state.ts";
+import {
+  type ChildSpec,
+  call,
+  getClock,
+  inspectTree,
+  type Pid,
+  Registry,
+  replyWith,
+  StartError,
+  startChild,
+  startDynamicSupervisor,
+  startServer,
+  startSupervisor,
+  stopSupervisor,
+  type TreeNode,
+  terminateChild,
+  whichChildren,
+} from "./runtime/index.ts";
+import {
+  type EventQuery,
+  HistoryStore,
+  type HubEvent,
+  type StoredReading,
+  type TelemetryQuery,
+} from "./store.ts";
+import { type CommandRequest, type DeviceView, HubApiError, type HubView, type LiveUpdate } from "./view.ts";
+
+/** Options for {@link startHub}; anything left out comes from `config.hub`. */
+export interface HubOptions {
+  config: FleetConfig;
+  httpHost?: string;
+  /** 0 picks a free port. */
+  httpPort?: number;
+  mqttHost?: string;
+  /** 0 picks a free port. */
+  mqttPort?: number;
+  dataDir?: string;
+  /** Serve the HTTP API (default true). */
+  api?: boolean;
+  logger?: Logger;
+}
+
+/** A running hub. */
+export interface RunningHub extends HubView {
+  readonly pid: Pid;
+  /** `http://HOST:PORT`, once the API listens. */
+  readonly httpUrl: string | undefined;
+  /** `mqtt://HOST:PORT` of the embedded broker. */
+  readonly mqttUrl: string;
+  readonly context: HubContext;
+  /** The hub's own MQTT login (full access), for in-process clients such as the simulator and tests. */
+  hubLogin(): { username: string; password: string };
+  /** Stops the tree (reverse start order) and closes the history. */
+  stop(): Promise<void>;
+}
+
+const DEVICE_BACKOFF = { minMs: 1000, maxMs: 30_000, jitter: 0.2, resetAfterMs: 60_000 };
+
+/** Starts a hub; rejects with {@link StartError} (e.g. a taken port) before anything is left running. */
+export async function startHub(options: HubOptions): Promise<RunningHub> {
+  const settings = options.config.hub;
+  const log = options.logger ?? pino({ level: "info" });
+  const store = HistoryStore.open({
+    dataDir: options.dataDir ?? settings.dataDir,
+    retention: settings.retention,
+  });
+  const state = new FleetState();
+  const names = new Registry<string>("hub-names");
+  const handle: BrokerHandle = {
+    current: null,
+    port: options.mqttPort ?? settings.mqtt.port,
+    dropped: 0,
+    badTelemetry: 0,
+  };
+  const devices = new Map<string, DeviceConfig>();
+  const root: TreeRoot = { pid: null };
+  const startedAt = getClock().now();
+  let httpUrl: string | undefined;
+  let httpPort = options.httpPort ?? settings.http.port;
+  const httpHost = options.httpHost ?? settings.http.host;
+
+  const hub: HubContext = {
+    prefix: settings.mqtt.topicPrefix,
+    store,
+    state,
+    names,
+    bus: busOver(handle),
+    log,
+    heartbeatMs: settings.heartbeatMs,
+    emit: (event: HubEvent) => recordEvent(hub, event),
+  };
+
+  const fleetChild: ChildSpec = {
+    id: "fleet",
+    type: "supervisor",
+    start: async (ctx) => {
+      const fleet = await startDynamicSupervisor(
+        { intensity: 10, periodMs: 10_000 },
+        { path: ctx.path, link: ctx.parent },
+      );
+      for (const config of devices.values()) await startChild(fleet, withBackoff(deviceChild(hub, config)));
+      return fleet;
+    },
+  };
+
+  const registryChild: ChildSpec = {
+    id: "registry",
+    start: (ctx) =>
+      startServer(
+        {
+          init: () => names,
+          handleCall: (_req: "names", _from, registry: Registry<string>) =>
+            replyWith(
+              registry.entriesList().map(([key, pid]) => ({ key, pid: pid.toString() })),
+              registry,
+            ),
+        },
+        undefined,
+        { link: ctx.parent, label: ctx.path },
+      ),
+  };
+
+  const apiChild: ChildSpec = {
+    id: "api",
+    start: (ctx) =>
+      startServer(
+        {
+          init: async () => {
+            const api = await startApi({ host: httpHost, port: httpPort, startedAt });
+            httpPort = (api.server.address() as { port: number }).port;
+            httpUrl = api.url;
+            return api;
+          },
+          terminate: async (_reason: unknown, api: { close(): Promise<void> }) => {
+            await api.close();
+          },
+        },
+        undefined,
+        { link: ctx.parent, label: ctx.path },
+      ),
+  };
+
+  for (const config of options.config.devices) {
+    devices.set(config.id, config);
+    state.addDevice(config);
+  }
+
+  const children: ChildSpec[] = [
+    eventsChild(hub, root),
+    brokerChild(hub, handle, {
+      host: options.mqttHost ?? settings.mqtt.host,
+      port: handle.port,
+      ...(settings.tls === undefined ? {} : { tls: settings.tls }),
+      anonymousRead: settings.mqtt.anonymousRead,
+      maxPacketSize: settings.mqtt.maxPacketSize,
+      devices: () => [...devices.values()],
+    }),
+    registryChild,
+    fleetChild,
+  ];
+  if (options.api !== false) children.push(apiChild);
+
+  let pid: Pid;
+  try {
+    pid = await startSupervisor(
+      { strategy: "one_for_one", intensity: 5, periodMs: 10_000, children },
+      { path: "hub" },
+    );
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  root.pid = pid;
+
+  const fleetPid = (): Pid => {
+    const fleet = whichChildren(pid).find((c) => c.id === "fleet")?.pid;
+    if (fleet == null)
+      throw new HubApiError(503, "fleet_restarting", "the fleet is restarting; try again in a moment");
+    return fleet;
+  };
+
+  const running: RunningHub = {
+    pid,
+    startedAt,
+    context: hub,
+    get httpUrl() {
+      return httpUrl;
+    },
+    get mqttUrl() {
+      return handle.current?.url ?? `mqtt://${options.mqttHost ?? settings.mqtt.host}:${handle.port}`;
+    },
+    tree(): TreeNode {
+      const tree = inspectTree(pid);
+      if (tree === undefined) throw new HubApiError(503, "hub_stopped", "the hub is not running");
+      return tree;
+    },
+    devices: () => state.views(),
+    device: (id) => state.view(id),
+    telemetry(query: TelemetryQuery): StoredReading[] {
+      if (!state.has(query.device))
+        throw new HubApiError(404, "unknown_device", `no device "${query.device}"`);
+      return store.telemetry(query);
+    },
+    events: (query: EventQuery) => store.events(query),
+    async command(deviceId: string, command: CommandRequest) {
+      const config = devices.get(deviceId);
+      if (config === undefined) throw new HubApiError(404, "unknown_device", `no device "${deviceId}"`);
+      if (!config.actuators.some((a) => a.id === command.target)) {
+        const known = config.actuators.map((a) => a.id).join(", ") || "none";
+        throw new HubApiError(
+          404,
+          "unknown_target",
+          `${deviceId} has no actuator "${command.target}" (actuators: ${known})`,
+        );
+      }
+      const actuator = names.whereis(partName(deviceId, command.target));
+      if (actuator === undefined) {
+        throw new HubApiError(
+          503,
+          "actuator_restarting",
+          `${deviceId}/${command.target} is restarting; try again`,
+        );
+      }
+      const result = await call<CommandResult>(actuator, { op: command.op, args: command.args }, 8000).catch(
+        (err: Error): CommandResult => ({
+          ok: false,
+          status: 503,
+          code: "actuator_failed",
+          message: err.message,
+        }),
+      );
+      if (!result.ok) throw new HubApiError(result.status, result.code, result.message);
+      return { id: result.id, ok: true as const };
+    },
+    async addDevice(input: unknown): Promise<DeviceView> {
+      const parsed = DeviceSchema.safeParse(input);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue === undefined ? "" : `${formatPath(issue.path) || "device"}: `;
+        throw new HubApiError(400, "invalid_device", `${where}${issue?.message ?? "invalid device"}`);
+      }
+      const config = parsed.data;
+      if (devices.has(config.id))
+        throw new HubApiError(409, "device_exists", `device "${config.id}" already exists`);
+      if (config.link.type !== "mqtt") {
+        throw new HubApiError(
+          400,
+          "unsupported_link",
+          `${config.board} over serial is not driven by this hub build yet`,
+        );
+      }
+      devices.set(config.id, config);
+      state.addDevice(config);
+      handle.current?.addDevice({ id: config.id, tokenHash: config.link.tokenHash });
+      try {
+        await startChild(fleetPid(), withBackoff(deviceChild(hub, config)));
+      } catch (err) {
+        devices.delete(config.id);
+        state.removeDevice(config.id);
+        handle.current?.removeDevice(config.id);
+        if (err instanceof HubApiError) throw err;
+        throw new HubApiError(
+          400,
+          "device_failed",
+          `${config.id} failed to start: ${(err as Error).message}`,
+        );
+      }
+      return state.view(config.id) as DeviceView;
+    },
+    async removeDevice(id: string): Promise<void> {
+      if (!devices.has(id)) throw new HubApiError(404, "unknown_device", `no device "${id}"`);
+      devices.delete(id);
+      handle.current?.removeDevice(id);
+      await terminateChild(fleetPid(), id).catch(() => undefined);
+      state.removeDevice(id);
+      hub.emit({ type: "offline", path: `hub/fleet/${id}`, ts: getClock().now(), reason: "removed" });
+    },
+    subscribe: (listener: (update: LiveUpdate) => void) => state.subscribe(listener),
+    hubLogin() {
+      const login = handle.current?.hubCredentials;
+      if (login === undefined) throw new HubApiError(503, "broker_restarting", "the broker is restarting");
+      return { ...login };
+    },
+    async stop() {
+      await stopSupervisor(pid);
+      store.close();
+    },
+  };
+  return running;
+}
+
+function withBackoff(spec: ChildSpec): ChildSpec {
+  return { ...spec, backoff: DEVICE_BACKOFF };
+}
+
+export { StartError };
