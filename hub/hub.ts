@@ -57,6 +57,10 @@ export interface HubOptions {
   dataDir?: string;
   /** Serve the HTTP API (default true). */
   api?: boolean;
+  /** Bearer token for mutating API routes (required when HTTP binds beyond loopback). */
+  apiToken?: string;
+  /** Serve this directory at `/` (the dashboard). */
+  staticDir?: string;
   logger?: Logger;
 }
 
@@ -146,7 +150,14 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       startServer(
         {
           init: async () => {
-            const api = await startApi({ host: httpHost, port: httpPort, startedAt });
+            const api = await startApi({
+              host: httpHost,
+              port: httpPort,
+              view: running,
+              logger: log,
+              ...(options.apiToken === undefined ? {} : { token: options.apiToken }),
+              ...(options.staticDir === undefined ? {} : { staticDir: options.staticDir }),
+            });
             httpPort = (api.server.address() as { port: number }).port;
             httpUrl = api.url;
             return api;
@@ -180,27 +191,22 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   ];
   if (options.api !== false) children.push(apiChild);
 
-  let pid: Pid;
-  try {
-    pid = await startSupervisor(
-      { strategy: "one_for_one", intensity: 5, periodMs: 10_000, children },
-      { path: "hub" },
-    );
-  } catch (err) {
-    store.close();
-    throw err;
-  }
-  root.pid = pid;
-
+  const rootPid = (): Pid => {
+    if (root.pid === null) throw new HubApiError(503, "hub_starting", "the hub is still starting");
+    return root.pid;
+  };
   const fleetPid = (): Pid => {
-    const fleet = whichChildren(pid).find((c) => c.id === "fleet")?.pid;
-    if (fleet == null)
+    const fleet = whichChildren(rootPid()).find((c) => c.id === "fleet")?.pid;
+    if (fleet == null) {
       throw new HubApiError(503, "fleet_restarting", "the fleet is restarting; try again in a moment");
+    }
     return fleet;
   };
 
   const running: RunningHub = {
-    pid,
+    get pid() {
+      return rootPid();
+    },
     startedAt,
     context: hub,
     get httpUrl() {
@@ -210,7 +216,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       return handle.current?.url ?? `mqtt://${options.mqttHost ?? settings.mqtt.host}:${handle.port}`;
     },
     tree(): TreeNode {
-      const tree = inspectTree(pid);
+      const tree = inspectTree(rootPid());
       if (tree === undefined) throw new HubApiError(503, "hub_stopped", "the hub is not running");
       return tree;
     },
@@ -302,10 +308,20 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       return { ...login };
     },
     async stop() {
-      await stopSupervisor(pid);
+      if (root.pid !== null) await stopSupervisor(root.pid);
       store.close();
     },
   };
+
+  try {
+    root.pid = await startSupervisor(
+      { strategy: "one_for_one", intensity: 5, periodMs: 10_000, children },
+      { path: "hub" },
+    );
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   return running;
 }
 

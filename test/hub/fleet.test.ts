@@ -226,3 +226,34 @@ describe("the fleet over MQTT (a Raspberry Pi device)", () => {
     await expect(connectDevice("pi-1", generateToken(), { clientId: "pi-1-bad" })).rejects.toThrow();
   });
 });
+
+describe("the hub's HTTP API over the real core", () => {
+  it("answers health, tree, devices, telemetry and events; commands to an offline device are 503", async () => {
+    const base = hub.httpUrl as string;
+    const health = (await (await fetch(`${base}/api/health`)).json()) as { status: string };
+    expect(health.status).toBe("ok");
+    const tree = (await (await fetch(`${base}/api/tree`)).json()) as {
+      path: string;
+      children: { id: string }[];
+    };
+    expect(tree.path).toBe("hub");
+    const devices = (await (await fetch(`${base}/api/devices`)).json()) as { id: string }[];
+    expect(devices.map((d) => d.id)).toContain("pi-1");
+    const telemetry = (await (await fetch(`${base}/api/devices/pi-1/telemetry?sensor=temp`)).json()) as {
+      value: number;
+    }[];
+    expect(telemetry.length).toBeGreaterThan(0);
+    const missing = await fetch(`${base}/api/devices/nope/telemetry`);
+    expect(missing.status).toBe(404);
+    const events = (await (await fetch(`${base}/api/events?type=restarted`)).json()) as { path: string }[];
+    expect(events.some((e) => e.path === "hub/fleet/pi-1/sensors/temp")).toBe(true);
+    const res = await fetch(`${base}/api/devices/pi-1/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ target: "led", op: "on" }),
+    });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("device_offline");
+  });
+});
