@@ -1,49 +1,29 @@
 /**
- * `ganglion` — the command line and the composition root: it builds a hub from flags and the fleet file.
+ * `ganglion` — the command line and the composition root. Each command lives in `hub/cli/<command>.ts`; this file
+ * only wires them. Every failure is one line on stderr (`ganglion: ...`) and a non-zero exit.
  */
-import { Command, InvalidArgumentError } from "commander";
-import { PortInUseError, startApi } from "./api.ts";
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new InvalidArgumentError(`"${value}" is not a port number (0-65535; 0 picks a free port)`);
-  }
-  return port;
-}
+import { Command } from "commander";
+import { registerBoards } from "./cli/boards.ts";
+import { registerDevice } from "./cli/device.ts";
+import { registerDevices } from "./cli/devices.ts";
+import { registerFlash } from "./cli/flash.ts";
+import { registerInit } from "./cli/init.ts";
+import { registerStart } from "./cli/start.ts";
 
 const program = new Command("ganglion")
   .description(
     "Supervise a fleet of Arduino and Raspberry Pi boards the way Erlang/OTP supervises processes.",
   )
-  .showHelpAfterError("(run with --help for usage)");
-
-program
-  .command("start")
-  .description("start the hub")
-  .option("--http-host <host>", "address the HTTP API binds to", "127.0.0.1")
-  .option(
-    "--http-port <port>",
-    "HTTP port (0 picks a free port)",
-    parsePort,
-    parsePort(process.env.GANGLION_HTTP_PORT ?? "8080"),
-  )
-  .action(async (opts: { httpHost: string; httpPort: number }) => {
-    try {
-      const api = await startApi({ host: opts.httpHost, port: opts.httpPort });
-      console.log(`ganglion: http listening on ${api.url}`);
-      const stop = () => {
-        void api.close().then(() => process.exit(0));
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    } catch (err) {
-      if (err instanceof PortInUseError) {
-        console.error(`ganglion: ${err.message}`);
-        process.exit(2);
-      }
-      throw err;
-    }
+  .configureOutput({
+    // Commander's own errors (bad flag, missing argument) as one line, like ours.
+    outputError: (text, write) => write(`ganglion: ${text.trim().replace(/^error: /, "")} (see --help)\n`),
   });
+
+registerInit(program);
+registerStart(program);
+registerDevices(program);
+registerDevice(program);
+registerBoards(program);
+registerFlash(program);
 
 await program.parseAsync(process.argv);

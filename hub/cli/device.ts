@@ -1,0 +1,193 @@
+/**
+ * `ganglion device add|remove`: edits the fleet file (keeping the user's comments), and when a hub answers at
+ * `--url`, adds or removes the device there too, so a running fleet changes without a restart.
+ *
+ * A new Raspberry Pi gets a fresh token: printed once, only its scrypt hash written to the fleet file, and with
+ * `--tokens FILE` appended there as `id=token` (for the device's own config or `ganglion simulate`).
+ */
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { type Command, Option } from "commander";
+import {
+  addDeviceToFleetFile,
+  type BoardKind,
+  type NewDevice,
+  removeDeviceFromFleetFile,
+} from "../config.ts";
+import {
+  action,
+  apiErrorMessage,
+  CliError,
+  defaultConfigPath,
+  defaultHubUrl,
+  HubUnreachableError,
+  hubRequest,
+  parseBoardKind,
+  parseDeviceId,
+  parseHubUrl,
+} from "./common.ts";
+
+/** Options of `ganglion device add`. */
+export interface DeviceAddOptions {
+  board: BoardKind;
+  config: string;
+  tokens?: string;
+  serialPort?: string;
+  url: string;
+  apiToken?: string;
+}
+
+/** Options of `ganglion device remove`. */
+export interface DeviceRemoveOptions {
+  config: string;
+  tokens?: string;
+  url: string;
+  apiToken?: string;
+}
+
+/** What happened on the running hub, as one line; `failed` lines make the command exit non-zero. */
+type HubOutcome = { line: string; failed: boolean };
+
+async function tellHub(
+  url: string,
+  method: "POST" | "DELETE",
+  path: string,
+  token: string | undefined,
+  body: unknown,
+  describe: (status: number) => string | undefined,
+): Promise<HubOutcome> {
+  let answer: Awaited<ReturnType<typeof hubRequest>>;
+  try {
+    answer = await hubRequest(url, method, path, {
+      ...(body === undefined ? {} : { body }),
+      ...(token ? { token } : {}),
+    });
+  } catch (err) {
+    if (err instanceof HubUnreachableError) {
+      return { line: `no hub answers at ${url}; it picks the change up at its next start`, failed: false };
+    }
+    throw err;
+  }
+  const known = describe(answer.status);
+  if (known) return { line: known, failed: false };
+  if (answer.status === 401) {
+    return {
+      line: `the hub at ${url} needs its API token: pass --api-token (or GANGLION_API_TOKEN)`,
+      failed: true,
+    };
+  }
+  return { line: `the hub at ${url} refused it: ${apiErrorMessage(answer)}`, failed: true };
+}
+
+/** Adds a device to the fleet file and, if one answers, to the running hub. */
+export async function runDeviceAdd(id: string, opts: DeviceAddOptions): Promise<void> {
+  let device: NewDevice;
+  if (opts.board === "raspberry-pi") {
+    if (opts.serialPort) throw new CliError("a raspberry-pi talks MQTT; --serial-port is for Arduinos");
+    device = { id, board: opts.board, link: { type: "mqtt" } };
+  } else {
+    if (!opts.serialPort) {
+      throw new CliError(
+        `an ${opts.board} needs --serial-port PATH (\`ganglion boards\` lists serial ports)`,
+      );
+    }
+    device = { id, board: opts.board, link: { type: "serial", path: opts.serialPort } };
+  }
+  const added = await addDeviceToFleetFile(
+    opts.config,
+    device,
+    opts.tokens ? { tokensFile: opts.tokens } : {},
+  );
+  console.log(`ganglion: added ${id} (${added.device.board}) to ${opts.config}`);
+  if (added.token) {
+    console.log(`ganglion: device token (shown once; only its hash is in ${opts.config}): ${added.token}`);
+    if (opts.tokens) console.log(`ganglion: appended ${id}=<token> to ${opts.tokens}`);
+  }
+  const outcome = await tellHub(opts.url, "POST", "/api/devices", opts.apiToken, added.device, (status) => {
+    if (status === 201 || status === 200) return `the hub at ${opts.url} now runs ${id}`;
+    if (status === 409) return `the hub at ${opts.url} already runs ${id}`;
+    return undefined;
+  });
+  if (outcome.failed) throw new CliError(`${id} is in ${opts.config}, but ${outcome.line}`);
+  console.log(`ganglion: ${outcome.line}`);
+}
+
+/** Drops `id=...` lines from a tokens file, keeping the rest (and its 0600 mode). Returns whether any was there. */
+async function removeFromTokensFile(path: string, id: string): Promise<boolean> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+  const lines = text.split("\n");
+  const kept = lines.filter((line) => !line.trim().startsWith(`${id}=`));
+  if (kept.length === lines.length) return false;
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, kept.join("\n"), { encoding: "utf8", mode: 0o600 });
+  await rename(tmp, path);
+  return true;
+}
+
+/** Removes a device from the fleet file (and tokens file) and, if one answers, from the running hub. */
+export async function runDeviceRemove(id: string, opts: DeviceRemoveOptions): Promise<void> {
+  await removeDeviceFromFleetFile(opts.config, id);
+  console.log(`ganglion: removed ${id} from ${opts.config}`);
+  if (opts.tokens && (await removeFromTokensFile(opts.tokens, id))) {
+    console.log(`ganglion: removed ${id}'s token from ${opts.tokens}`);
+  }
+  const outcome = await tellHub(
+    opts.url,
+    "DELETE",
+    `/api/devices/${id}`,
+    opts.apiToken,
+    undefined,
+    (status) => {
+      if (status === 204 || status === 200) return `the hub at ${opts.url} stopped ${id}`;
+      if (status === 404) return `the hub at ${opts.url} was not running ${id}`;
+      return undefined;
+    },
+  );
+  if (outcome.failed) throw new CliError(`${id} is out of ${opts.config}, but ${outcome.line}`);
+  console.log(`ganglion: ${outcome.line}`);
+}
+
+const configOption = () =>
+  new Option("--config <file>", "fleet file (env GANGLION_CONFIG)").default(defaultConfigPath());
+const urlOption = () =>
+  new Option("--url <url>", "a running hub to update too (env GANGLION_URL)")
+    .argParser(parseHubUrl)
+    .default(defaultHubUrl());
+const apiTokenOption = () =>
+  new Option("--api-token <token>", "the hub's API token, if it needs one (env GANGLION_API_TOKEN)").default(
+    process.env.GANGLION_API_TOKEN,
+  );
+
+/** Registers `device add` and `device remove`. */
+export function registerDevice(program: Command): void {
+  const device = program.command("device").description("add or remove a device (fleet file and running hub)");
+  device
+    .command("add")
+    .description("add a device; a Pi gets a new token, printed once")
+    .argument("<id>", "device id ([a-z0-9][a-z0-9-]{0,63}, not hub)", parseDeviceId)
+    .requiredOption(
+      "--board <kind>",
+      "arduino-uno, arduino-nano, arduino-mega, raspberry-pi (or uno, nano, mega)",
+      parseBoardKind,
+    )
+    .option("--serial-port <path>", "an Arduino's serial port, e.g. /dev/ttyACM0")
+    .option("--tokens <file>", "append id=token for the new device to this file")
+    .addOption(configOption())
+    .addOption(urlOption())
+    .addOption(apiTokenOption())
+    .action(action((id: string, opts: DeviceAddOptions) => runDeviceAdd(id, opts)));
+  device
+    .command("remove")
+    .description("remove a device")
+    .argument("<id>", "device id", parseDeviceId)
+    .option("--tokens <file>", "also drop the device's line from this tokens file")
+    .addOption(configOption())
+    .addOption(urlOption())
+    .addOption(apiTokenOption())
+    .action(action((id: string, opts: DeviceRemoveOptions) => runDeviceRemove(id, opts)));
+}
