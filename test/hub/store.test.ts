@@ -98,6 +98,17 @@ describe("history store", () => {
     expect(store.telemetry({ device: "uno-1", sensor: "fast" }).map((r) => r.seq)).toEqual([22, 23, 24]);
   });
 
+  it("prunes large rings in chunks of N/64 rows, back down to the newest N", () => {
+    const store = openStore({ retention: 128 }); // slack: 2 rows
+    store.appendTelemetry(readings("pi-1", "temp", 0, 130));
+    expect(store.rowCount("pi-1", "temp")).toBe(130);
+    store.appendTelemetry(readings("pi-1", "temp", 130, 1));
+    expect(store.rowCount("pi-1", "temp")).toBe(128);
+    const seqs = store.telemetry({ device: "pi-1", sensor: "temp", since: 0 }).map((r) => r.seq);
+    expect(seqs).toEqual(Array.from({ length: 128 }, (_, i) => i + 3));
+    expect(store.stats.pruned).toBe(3);
+  });
+
   it("keeps data, counts and retention across close and reopen", () => {
     const first = openStore({ retention: 4 });
     first.appendTelemetry(readings("uno-1", "temp", 0, 6));
