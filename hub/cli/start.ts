@@ -4,7 +4,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { isLoopbackHost, PortInUseError, startApi } from "../api.ts";
+import { isLoopbackHost } from "../api.ts";
+import { HubStartError, runHub } from "../run-hub.ts";
 import { action, CliError, parsePort } from "./common.ts";
 
 /** Options of `ganglion start`. */
@@ -13,14 +14,22 @@ export interface StartOptions {
   httpPort: number;
   /** Bearer token for the API's mutating routes; needed (and generated if absent) off loopback. */
   apiToken?: string;
+  mqttHost?: string;
+  mqttPort?: number;
+  /** The fleet file (default ./fleet.yaml when present). */
+  config?: string;
+  dataDir?: string;
+  /** Add the demo fleet of virtual boards. */
+  simulate?: boolean;
 }
 
 /**
  * The API token to use: the given one, or off loopback a fresh one printed once (`ganglion: api token ...`).
  * On loopback without a token, `undefined` (mutating routes are open to this machine's users).
  */
-export function resolveApiToken(host: string, given: string | undefined): string | undefined {
+export async function resolveApiToken(host: string, given: string | undefined): Promise<string | undefined> {
   if (given) return given;
+  const { isLoopbackHost } = await import("../api.ts");
   if (isLoopbackHost(host)) return undefined;
   const token = randomBytes(24).toString("base64url");
   console.log(
@@ -29,23 +38,24 @@ export function resolveApiToken(host: string, given: string | undefined): string
   return token;
 }
 
-/** Starts the hub and prints its listening lines; stops it on SIGINT/SIGTERM. A taken port exits 2. */
+/** Starts the hub (hub/run-hub.ts) and prints its listening lines; a taken port exits 2. */
 export async function runStart(opts: StartOptions): Promise<void> {
-  const token = resolveApiToken(opts.httpHost, opts.apiToken);
+  // Loaded here, not at the top: other commands should not pay for the server's modules.
+  const { PortInUseError, startApi } = await import("../api.ts");
+  const token = await resolveApiToken(opts.httpHost, opts.apiToken);
   try {
-    const api = await startApi({
-      host: opts.httpHost,
-      port: opts.httpPort,
-      ...(token === undefined ? {} : { token }),
+    await runHub({
+      httpHost: opts.httpHost,
+      httpPort: opts.httpPort,
+      ...(opts.mqttHost === undefined ? {} : { mqttHost: opts.mqttHost }),
+      ...(opts.mqttPort === undefined ? {} : { mqttPort: opts.mqttPort }),
+      ...(opts.config === undefined ? {} : { config: opts.config }),
+      ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
+      ...(token === undefined ? {} : { apiToken: token }),
+      simulate: opts.simulate === true,
     });
-    console.log(`ganglion: http listening on ${api.url}`);
-    const stop = () => {
-      void api.close().then(() => process.exit(0));
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
   } catch (err) {
-    if (err instanceof PortInUseError) throw new CliError(err.message, 2);
+    if (err instanceof HubStartError) throw new CliError(err.message, err.exitCode);
     throw err;
   }
 }
@@ -67,5 +77,15 @@ export function registerStart(program: Command): void {
       "bearer token for POST/DELETE when bound off loopback (env GANGLION_API_TOKEN; generated and printed once if absent)",
       process.env.GANGLION_API_TOKEN,
     )
+    .option("--mqtt-host <host>", "address the embedded MQTT broker binds to (default 127.0.0.1)")
+    .option(
+      "--mqtt-port <port>",
+      "MQTT port (0 picks a free port; env GANGLION_MQTT_PORT; default 1883)",
+      parsePort,
+      process.env.GANGLION_MQTT_PORT === undefined ? undefined : parsePort(process.env.GANGLION_MQTT_PORT),
+    )
+    .option("--config <file>", "the fleet file (default ./fleet.yaml when it exists)")
+    .option("--data-dir <dir>", "where history is kept (default ./data)")
+    .option("--simulate", "add the demo fleet of virtual boards (what npm start runs)")
     .action(action((opts: StartOptions) => runStart(opts)));
 }

@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -27,9 +30,15 @@ function waitForLine(child: ChildProcess, pattern: RegExp): Promise<RegExpMatchA
   });
 }
 
+let dataDir: string;
+beforeAll(() => {
+  dataDir = mkdtempSync(join(tmpdir(), "ganglion-start-"));
+});
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
 describe("ganglion start", () => {
   it("prints its listening line and answers /api/health", async () => {
-    const child = runCli(["start", "--http-port", "0"]);
+    const child = runCli(["start", "--http-port", "0", "--mqtt-port", "0", "--data-dir", dataDir]);
     const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
     const res = await fetch(`${url}/api/health`);
     expect(res.status).toBe(200);
@@ -43,14 +52,19 @@ describe("ganglion start", () => {
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const child = runCli(["start", "--http-port", String(port)]);
+      const child = runCli(["start", "--http-port", String(port), "--mqtt-port", "0", "--data-dir", dataDir]);
       let err = "";
       child.stderr?.on("data", (c: Buffer) => {
         err += c.toString();
       });
       const code = await new Promise<number | null>((r) => child.once("exit", r));
       expect(code).toBe(2);
-      expect(err.trim().split("\n")).toHaveLength(1);
+      // Logs are JSON lines on stderr; the failure itself is one plain line.
+      const plain = err
+        .trim()
+        .split("\n")
+        .filter((l) => !l.startsWith("{"));
+      expect(plain).toHaveLength(1);
       expect(err).toContain(String(port));
       expect(err).toContain("--http-port");
     } finally {
@@ -68,4 +82,48 @@ describe("ganglion start", () => {
     expect(code).not.toBe(0);
     expect(err).toContain('"eighty" is not a port number');
   });
+});
+
+describe("ganglion start --simulate (what npm start runs)", () => {
+  it("runs the hub with the demo Pis: both come online with readings, a command reaches a board, SIGTERM stops it", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "ganglion-demo-"));
+    const child = runCli([
+      "start",
+      "--simulate",
+      "--http-port",
+      "0",
+      "--mqtt-port",
+      "0",
+      "--data-dir",
+      dataDir,
+    ]);
+    try {
+      const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
+      await waitForLine(child, /^ganglion: mqtt listening on mqtt:\/\/127\.0\.0\.1:\d+$/m);
+      type Device = { id: string; status: string; sensors: { id: string; value: unknown }[] };
+      let devices: Device[] = [];
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        devices = (await (await fetch(`${url}/api/devices`)).json()) as Device[];
+        const ready = devices.every(
+          (d) => d.status === "online" && d.sensors.find((s) => s.id === "water-temp")?.value != null,
+        );
+        if (devices.length === 2 && ready) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(devices.map((d) => d.id).sort()).toEqual(["greenhouse-pi", "tank-pi"]);
+      expect(devices.every((d) => d.status === "online")).toBe(true);
+      const res = await fetch(`${url}/api/devices/tank-pi/commands`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ target: "pump", op: "close" }),
+      });
+      expect(res.status).toBe(200);
+      const code = new Promise<number | null>((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      expect(await code).toBe(0);
+    } finally {
+      rmSync(demoDir, { recursive: true, force: true });
+    }
+  }, 40_000);
 });

@@ -1,0 +1,122 @@
+/**
+ * Runs a hub from command-line options: reads the fleet file, adds the demo fleet with `--simulate`, starts the
+ * supervision tree, prints the two start-up lines of DESIGN.md, and stops everything on SIGINT/SIGTERM.
+ */
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import pino, { type Logger } from "pino";
+import { demoFleet } from "../simulator/demo.ts";
+import { PortInUseError } from "./api.ts";
+import { MqttPortInUseError } from "./broker.ts";
+import { type FleetConfig, FleetConfigSchema, loadFleetConfig } from "./config.ts";
+import { type RunningHub, startHub } from "./hub.ts";
+import { StartError } from "./runtime/index.ts";
+
+/** What `ganglion start` passes. Ports and hosts left out come from the fleet file's `hub:` block. */
+export interface RunHubOptions {
+  config?: string;
+  httpHost?: string;
+  httpPort?: number;
+  mqttHost?: string;
+  mqttPort?: number;
+  dataDir?: string;
+  apiToken?: string;
+  simulate?: boolean;
+  /** Directory served at `/` (the dashboard). */
+  staticDir?: string;
+}
+
+/** A port clash or another start failure the CLI reports in one line with an exit code. */
+export class HubStartError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = "HubStartError";
+  }
+}
+
+/** A logger for the terminal: readable when stderr is a TTY, JSON lines otherwise; always on stderr. */
+export function terminalLogger(): Logger {
+  const level = process.env.GANGLION_LOG_LEVEL ?? "info";
+  if (process.stderr.isTTY) {
+    return pino({
+      level,
+      transport: { target: "pino-pretty", options: { destination: 2, translateTime: "HH:MM:ss" } },
+    });
+  }
+  return pino({ level }, pino.destination(2));
+}
+
+async function readConfig(path: string | undefined): Promise<FleetConfig> {
+  if (path !== undefined) return loadFleetConfig(path);
+  if (existsSync("fleet.yaml")) return loadFleetConfig("fleet.yaml");
+  return FleetConfigSchema.parse({});
+}
+
+/** Finds the cause behind a failed start (the supervisor wraps a child's failure). */
+function rootCause(err: unknown): unknown {
+  let e = err;
+  while (e instanceof StartError && e.reason !== undefined && e.reason !== e) e = e.reason;
+  return e;
+}
+
+/** Starts the hub (and the demo fleet); resolves once both listening lines are printed. */
+export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub; stop(): Promise<void> }> {
+  const log = terminalLogger();
+  const config = await readConfig(options.config);
+  const dataDir = options.dataDir ?? config.hub.dataDir;
+  const demo = options.simulate
+    ? await demoFleet({ dir: join(resolve(dataDir), "simulator"), logger: log })
+    : undefined;
+  if (demo !== undefined) {
+    const taken = new Set(config.devices.map((d) => d.id));
+    for (const device of demo.devices) if (!taken.has(device.id)) config.devices.push(device);
+  }
+  let hub: RunningHub;
+  try {
+    hub = await startHub({
+      config,
+      dataDir,
+      logger: log,
+      ...(options.httpHost === undefined ? {} : { httpHost: options.httpHost }),
+      ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
+      ...(options.mqttHost === undefined ? {} : { mqttHost: options.mqttHost }),
+      ...(options.mqttPort === undefined ? {} : { mqttPort: options.mqttPort }),
+      ...(options.apiToken === undefined ? {} : { apiToken: options.apiToken }),
+      ...(options.staticDir === undefined ? {} : { staticDir: options.staticDir }),
+    });
+  } catch (err) {
+    const cause = rootCause(err);
+    if (cause instanceof MqttPortInUseError || cause instanceof PortInUseError) {
+      throw new HubStartError((cause as Error).message, 2);
+    }
+    throw err;
+  }
+  console.log(`ganglion: http listening on ${hub.httpUrl}`);
+  console.log(`ganglion: mqtt listening on ${hub.mqttUrl}`);
+  if (demo !== undefined) {
+    await demo.start(hub.mqttUrl);
+    const first = demo.devices[0]?.id ?? "greenhouse-pi";
+    console.log(`ganglion: simulating ${demo.devices.map((d) => d.id).join(", ")}`);
+    console.log(
+      `ganglion: try  curl ${hub.httpUrl}/api/devices  or  curl -X POST -H 'content-type: application/json' ` +
+        `-d '{"target":"pump","op":"close"}' ${hub.httpUrl}/api/devices/${first}/commands`,
+    );
+  }
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      await demo?.stop();
+      await hub.stop();
+    })();
+    return stopping;
+  };
+  const onSignal = () => {
+    void stop().then(() => process.exit(0));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  return { hub, stop };
+}
