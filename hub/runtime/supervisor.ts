@@ -379,6 +379,14 @@ function startSupervisorProcess(
           await restartGroup(group(child));
         };
 
+        /** The child `id`, which must exist and not be running (restart_child, delete_child). */
+        const stoppedChild = (id: string): ChildState => {
+          const child = byId.get(id);
+          if (child === undefined) throw new SupervisorError(`${state.path}: no child "${id}"`, "not_found");
+          if (child.pid !== null) throw new SupervisorError(`${state.path}: "${id}" is running`, "running");
+          return child;
+        };
+
         const handleRequest = async (req: Request) => {
           const { op } = req;
           switch (op.op) {
@@ -422,11 +430,7 @@ function startSupervisorProcess(
               return undefined;
             }
             case "restart_child": {
-              const child = byId.get(op.id);
-              if (child === undefined)
-                throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
-              if (child.pid !== null)
-                throw new SupervisorError(`${state.path}: "${op.id}" is running`, "running");
+              const child = stoppedChild(op.id);
               clearBackoff(child);
               const failed = await startOne(child, true);
               if (failed !== null)
@@ -434,11 +438,7 @@ function startSupervisorProcess(
               return child.pid;
             }
             case "delete_child": {
-              const child = byId.get(op.id);
-              if (child === undefined)
-                throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
-              if (child.pid !== null)
-                throw new SupervisorError(`${state.path}: "${op.id}" is running`, "running");
+              const child = stoppedChild(op.id);
               clearBackoff(child);
               removeChild(child);
               return undefined;
