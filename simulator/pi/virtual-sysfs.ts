@@ -120,12 +120,49 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
     if (t) put(join(w1, address, "w1_slave"), w1SlaveText(t.celsius, t.crcError));
   };
   const lineDir = (gpio: number) => join(gpioDir, `gpio${gpio}`);
+  /**
+   * The kernel's side of a line's files. Writing `high`/`low` to `direction` makes it an output at that level: the
+   * level applies unless `value` was written after it. Files this module writes end with "\n" and the agent's do
+   * not, which tells who wrote `value` last; values the agent wrote are re-stamped with "\n" once seen, so a later
+   * `high`/`low` applies again. Runs on every change event of the line's directory and before every read.
+   */
+  const normalizeLine = (gpio: number): boolean => {
+    const d = lineDir(gpio);
+    let direction: string;
+    let value: string;
+    try {
+      direction = readFileSync(join(d, "direction"), "utf8");
+      value = readFileSync(join(d, "value"), "utf8");
+    } catch {
+      return false;
+    }
+    const dir = direction.trim();
+    if (dir === "high" || dir === "low") {
+      if (value.endsWith("\n")) writeFileSync(join(d, "value"), dir === "high" ? "1\n" : "0\n");
+      else writeFileSync(join(d, "value"), `${value.trim()}\n`);
+      writeFileSync(join(d, "direction"), "out\n");
+    } else if (!value.endsWith("\n")) {
+      writeFileSync(join(d, "value"), `${value.trim()}\n`);
+    }
+    return true;
+  };
+  const lineWatchers = new Map<number, FSWatcher>();
   const exportLine = (gpio: number) => {
     if (!Number.isInteger(gpio) || gpio < 0) return;
     const d = lineDir(gpio);
     mkdirSync(d, { recursive: true });
     writeFileSync(join(d, "direction"), "in\n");
     writeFileSync(join(d, "value"), `${pendingInputs.get(gpio) ?? 0}\n`);
+    lineWatchers.get(gpio)?.close();
+    lineWatchers.set(
+      gpio,
+      watch(d, () => normalizeLine(gpio)),
+    );
+  };
+  const unexportLine = (gpio: number) => {
+    lineWatchers.get(gpio)?.close();
+    lineWatchers.delete(gpio);
+    rmSync(lineDir(gpio), { recursive: true, force: true });
   };
   const onWrite = (file: string, act: (gpio: number) => void) => {
     let text = "";
@@ -143,9 +180,7 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
     writeFileSync(join(gpioDir, "unexport"), "");
     watchers.push(
       watch(join(gpioDir, "export"), () => onWrite(join(gpioDir, "export"), exportLine)),
-      watch(join(gpioDir, "unexport"), () =>
-        onWrite(join(gpioDir, "unexport"), (g) => rmSync(lineDir(g), { recursive: true, force: true })),
-      ),
+      watch(join(gpioDir, "unexport"), () => onWrite(join(gpioDir, "unexport"), unexportLine)),
     );
   };
   watchGpioClass();
@@ -203,24 +238,15 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
       put(join(lineDir(gpio), "value"), `${level}\n`);
     },
     readGpio(gpio) {
-      const d = lineDir(gpio);
-      let direction: string;
-      let value: string;
+      if (!normalizeLine(gpio)) return undefined;
       try {
-        direction = readFileSync(join(d, "direction"), "utf8").trim();
-        value = readFileSync(join(d, "value"), "utf8").trim();
+        return readFileSync(join(lineDir(gpio), "value"), "utf8").trim() === "1" ? 1 : 0;
       } catch {
         return undefined;
       }
-      // "low"/"high" set the direction and the level at once; a later write to value wins, as in the kernel.
-      if (direction === "low" || direction === "high") {
-        const dirTime = statSync(join(d, "direction"), { bigint: true }).mtimeNs;
-        const valueTime = statSync(join(d, "value"), { bigint: true }).mtimeNs;
-        if (dirTime >= valueTime) return direction === "high" ? 1 : 0;
-      }
-      return value === "1" ? 1 : 0;
     },
     gpioDirection(gpio) {
+      if (!normalizeLine(gpio)) return undefined;
       try {
         const d = readFileSync(join(lineDir(gpio), "direction"), "utf8").trim();
         return d === "in" ? "in" : "out";
@@ -245,12 +271,16 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
     reboot() {
       put(join(dir, "proc/sys/kernel/random/boot_id"), `${randomUUID()}\n`);
       for (const w of watchers.splice(0)) w.close();
+      for (const w of lineWatchers.values()) w.close();
+      lineWatchers.clear();
       rmSync(gpioDir, { recursive: true, force: true });
       mkdirSync(gpioDir, { recursive: true });
       watchGpioClass();
     },
     async close() {
       for (const w of watchers.splice(0)) w.close();
+      for (const w of lineWatchers.values()) w.close();
+      lineWatchers.clear();
       for (const t of timers.splice(0)) clearInterval(t);
     },
   };

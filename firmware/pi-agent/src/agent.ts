@@ -156,6 +156,18 @@ export class Agent extends EventEmitter<AgentEvents> {
    * and closes the buffer. Buffered readings stay on disk for the next start.
    */
   async stop(): Promise<void> {
+    await this.shutdown(true);
+  }
+
+  /**
+   * Stops the way a power cut or a crash would: the socket is dropped without DISCONNECT (so the broker fires the
+   * last will) and the run is not marked as cleanly stopped (the next start reports `agent-crash`). For the simulator.
+   */
+  async abort(): Promise<void> {
+    await this.shutdown(false);
+  }
+
+  private async shutdown(clean: boolean): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     for (const stop of this.stoppers.splice(0)) stop();
@@ -165,7 +177,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.client = undefined;
     this.generation++;
     if (client) {
-      if (this.isOnline) {
+      if (clean && this.isOnline) {
         await new Promise<void>((resolve) => {
           const timer = this.clock.setTimeout(resolve, 2000);
           client.publish(`${this.topicBase}/status`, "offline", { qos: 1, retain: true }, () => {
@@ -174,12 +186,12 @@ export class Agent extends EventEmitter<AgentEvents> {
           });
         });
       }
-      await new Promise<void>((resolve) => client.end(!this.isOnline, {}, () => resolve()));
+      await new Promise<void>((resolve) => client.end(!(clean && this.isOnline), {}, () => resolve()));
     }
     this.isOnline = false;
     this.queue?.close();
-    this.state?.markCleanStop();
-    this.log.info("agent stopped");
+    if (clean) this.state?.markCleanStop();
+    this.log.info({ clean }, "agent stopped");
   }
 
   private startSampling(sensor: SensorConfig, reader: SensorReader): void {
