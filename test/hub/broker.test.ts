@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Duplex } from "node:stream";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { pino } from "pino";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +14,8 @@ import {
   Credentials,
   checkPublish,
   checkSubscribe,
+  FrameError,
+  FrameGuard,
   filterWithin,
   MqttPortInUseError,
   type RunningBroker,
@@ -173,6 +176,96 @@ describe("ACL rules", () => {
     expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", false)).not.toBeNull();
     expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", true)).toBeNull();
     expect(checkPublish({ kind: "hub" }, "ganglion/pi-1/cmd/led", "ganglion")).toBeNull();
+  });
+});
+
+/** A socket stand-in: the test pushes what "arrives"; what the guard writes is collected. */
+class FakeSocket extends Duplex {
+  readonly written: Buffer[] = [];
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.written.push(chunk);
+    cb();
+  }
+}
+
+/** An MQTT 3.1.1 PUBLISH (QoS 0) with its remaining length encoded as a varint. */
+function publishPacket(topic: string, payload: Buffer): Buffer {
+  const body = Buffer.concat([
+    Buffer.from([topic.length >> 8, topic.length & 0xff]),
+    Buffer.from(topic),
+    payload,
+  ]);
+  const len: number[] = [];
+  let x = body.length;
+  do {
+    let byte = x % 128;
+    x = Math.floor(x / 128);
+    if (x > 0) byte |= 0x80;
+    len.push(byte);
+  } while (x > 0);
+  return Buffer.concat([Buffer.from([0x30, ...len]), body]);
+}
+
+function guarded(max: number): {
+  socket: FakeSocket;
+  guard: FrameGuard;
+  out: Buffer[];
+  error: Promise<Error | undefined>;
+} {
+  const socket = new FakeSocket();
+  const guard = new FrameGuard(socket, max);
+  const out: Buffer[] = [];
+  guard.on("data", (chunk: Buffer) => out.push(chunk));
+  const error = new Promise<Error | undefined>((resolve) => {
+    guard.once("error", resolve);
+    guard.once("close", () => resolve(undefined));
+  });
+  return { socket, guard, out, error };
+}
+
+describe("frame guard", () => {
+  it("passes MQTT through unchanged however the bytes are split, up to exactly the size limit", async () => {
+    const packets = Buffer.concat([
+      Buffer.from([0xc0, 0x00]), // PINGREQ
+      publishPacket("ganglion/pi-1/telemetry/t", Buffer.alloc(300, 1)), // 2-byte remaining length
+      publishPacket("a", Buffer.alloc(1000 - 1 - 2 - 3, 2)), // exactly 1000 bytes in all
+    ]);
+    expect(publishPacket("a", Buffer.alloc(1000 - 1 - 2 - 3, 2)).length).toBe(1000);
+    const { socket, guard, out } = guarded(1000);
+    for (const byte of packets) socket.push(Buffer.from([byte]));
+    await new Promise((r) => setImmediate(r));
+    expect(Buffer.concat(out).equals(packets)).toBe(true);
+    expect(guard.destroyed).toBe(false);
+    guard.write(Buffer.from([0xd0, 0x00])); // PINGRESP goes out to the socket untouched
+    expect(Buffer.concat(socket.written)).toEqual(Buffer.from([0xd0, 0x00]));
+    guard.destroy();
+    expect(socket.destroyed).toBe(true);
+  });
+
+  it("drops the connection as soon as a header announces a packet over the limit, before its body", async () => {
+    const { socket, error } = guarded(1000);
+    const big = publishPacket("a", Buffer.alloc(1000 - 1 - 2 - 3 + 1, 2));
+    socket.push(big.subarray(0, 3)); // fixed header only
+    const err = await error;
+    expect(err).toBeInstanceOf(FrameError);
+    expect(err).toMatchObject({
+      kind: "oversized",
+      message: "packet of 1001 bytes exceeds the 1000-byte limit",
+    });
+    expect(socket.destroyed).toBe(true);
+  });
+
+  it("drops bytes that are not MQTT: reserved packet type 0, or a remaining length over 4 bytes", async () => {
+    const a = guarded(1 << 28);
+    a.socket.push(Buffer.from("\0\0\0"));
+    expect(await a.error).toMatchObject({ kind: "malformed" });
+    const b = guarded(1 << 28);
+    b.socket.push(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]));
+    expect(await b.error).toMatchObject({
+      kind: "malformed",
+      message: "remaining length longer than 4 bytes",
+    });
   });
 });
 
