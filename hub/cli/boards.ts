@@ -3,7 +3,7 @@
  */
 import type { Command } from "commander";
 import { action, formatTable } from "./common.ts";
-import { type DetectedPort, detectPorts } from "./serial-ports.ts";
+import type { DetectedPort } from "./serial-ports.ts";
 
 /** Options of `ganglion boards`. */
 export interface BoardsOptions {
@@ -27,6 +27,7 @@ export function boardsTable(ports: DetectedPort[]): string {
 
 /** Lists and prints the serial ports. */
 export async function runBoards(opts: BoardsOptions): Promise<void> {
+  const { detectPorts } = await import("./serial-ports.ts");
   const ports = await detectPorts();
   console.log(opts.json ? JSON.stringify(ports, null, 2) : boardsTable(ports));
 }

@@ -3,14 +3,6 @@
  * refuse bad input with a clear reason, a small client for a running hub's API, and plain-text tables.
  */
 import { InvalidArgumentError } from "commander";
-import {
-  BOARD_KINDS,
-  type BoardKind,
-  FleetConfigError,
-  ID_PATTERN,
-  normaliseBoardKind,
-  RESERVED_IDS,
-} from "../config.ts";
 
 /** A failure to show as one line (`ganglion: <message>`) before exiting with `exitCode`. */
 export class CliError extends Error {
@@ -25,8 +17,10 @@ export class CliError extends Error {
 
 /** The first line of an error's message; a fleet file with several problems says how many more there are. */
 export function oneLine(err: unknown): string {
-  if (err instanceof FleetConfigError && err.issues.length > 1) {
-    return `${err.message.split("\n")[0]} (and ${err.issues.length - 1} more problems)`;
+  // Duck-typed so this module does not load the config schema (zod, yaml) for commands that never need it.
+  const issues = (err as { issues?: unknown } | null)?.issues;
+  if (err instanceof Error && err.name === "FleetConfigError" && Array.isArray(issues) && issues.length > 1) {
+    return `${err.message.split("\n")[0]} (and ${issues.length - 1} more problems)`;
   }
   const message = err instanceof Error ? err.message : String(err);
   return message.split("\n")[0] ?? message;
@@ -58,29 +52,6 @@ export function parsePort(value: string): number {
     throw new InvalidArgumentError(`"${value}" is not a port number (0-65535; 0 picks a free port)`);
   }
   return port;
-}
-
-/** Parses a device id: `[a-z0-9][a-z0-9-]{0,63}`, and not the reserved `hub`. */
-export function parseDeviceId(value: string): string {
-  if (RESERVED_IDS.has(value))
-    throw new InvalidArgumentError(`"${value}" is reserved; pick another device id`);
-  if (!ID_PATTERN.test(value)) {
-    throw new InvalidArgumentError(
-      `"${value}" is not a device id (lowercase letters, digits and dashes, starting with a letter or digit, at most 64)`,
-    );
-  }
-  return value;
-}
-
-/** Parses a board kind or alias (`uno`, `arduino-uno`, `raspberry-pi`, ...) to its canonical kind. */
-export function parseBoardKind(value: string): BoardKind {
-  const kind = normaliseBoardKind(value);
-  if (!kind) {
-    throw new InvalidArgumentError(
-      `unknown board kind "${value}" (expected ${BOARD_KINDS.join(", ")}, or uno, nano, mega)`,
-    );
-  }
-  return kind;
 }
 
 /** Parses a hub URL (`http://host:port`). */

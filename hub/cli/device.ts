@@ -7,12 +7,7 @@
  */
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
-import {
-  addDeviceToFleetFile,
-  type BoardKind,
-  type NewDevice,
-  removeDeviceFromFleetFile,
-} from "../config.ts";
+import type { BoardKind, NewDevice } from "../config.ts";
 import {
   action,
   apiErrorMessage,
@@ -21,14 +16,40 @@ import {
   defaultHubUrl,
   HubUnreachableError,
   hubRequest,
-  parseBoardKind,
-  parseDeviceId,
   parseHubUrl,
 } from "./common.ts";
 
+/** The fleet-file module, loaded when a device command runs (it brings zod and yaml). */
+const loadConfig = () => import("../config.ts");
+
+/** Checks a device id: `[a-z0-9][a-z0-9-]{0,63}`, and not the reserved `hub`. */
+async function checkDeviceId(value: string): Promise<string> {
+  const { ID_PATTERN, RESERVED_IDS } = await loadConfig();
+  if (RESERVED_IDS.has(value)) throw new CliError(`"${value}" is reserved; pick another device id`);
+  if (!ID_PATTERN.test(value)) {
+    throw new CliError(
+      `"${value}" is not a device id (lowercase letters, digits and dashes, starting with a letter or digit, at most 64)`,
+    );
+  }
+  return value;
+}
+
+/** Checks a board kind or alias (`uno`, `arduino-uno`, `raspberry-pi`, ...) and returns its canonical kind. */
+async function checkBoardKind(value: string): Promise<BoardKind> {
+  const { BOARD_KINDS, normaliseBoardKind } = await loadConfig();
+  const kind = normaliseBoardKind(value);
+  if (!kind) {
+    throw new CliError(
+      `unknown board kind "${value}" (expected ${BOARD_KINDS.join(", ")}, or uno, nano, mega)`,
+    );
+  }
+  return kind;
+}
+
 /** Options of `ganglion device add`. */
 export interface DeviceAddOptions {
-  board: BoardKind;
+  /** A board kind or alias; checked when the command runs. */
+  board: string;
   config: string;
   tokens?: string;
   serialPort?: string;
@@ -79,18 +100,21 @@ async function tellHub(
 }
 
 /** Adds a device to the fleet file and, if one answers, to the running hub. */
-export async function runDeviceAdd(id: string, opts: DeviceAddOptions): Promise<void> {
+export async function runDeviceAdd(rawId: string, opts: DeviceAddOptions): Promise<void> {
+  const id = await checkDeviceId(rawId);
+  const board = await checkBoardKind(opts.board);
+  const { addDeviceToFleetFile } = await loadConfig();
   let device: NewDevice;
-  if (opts.board === "raspberry-pi") {
+  if (board === "raspberry-pi") {
     if (opts.serialPort) throw new CliError("a raspberry-pi talks MQTT; --serial-port is for Arduinos");
-    device = { id, board: opts.board, link: { type: "mqtt" } };
+    device = { id, board, link: { type: "mqtt" } };
   } else {
     if (!opts.serialPort) {
       throw new CliError(
         `an ${opts.board} needs --serial-port PATH (\`ganglion boards\` lists serial ports)`,
       );
     }
-    device = { id, board: opts.board, link: { type: "serial", path: opts.serialPort } };
+    device = { id, board, link: { type: "serial", path: opts.serialPort } };
   }
   const added = await addDeviceToFleetFile(
     opts.config,
@@ -130,7 +154,9 @@ async function removeFromTokensFile(path: string, id: string): Promise<boolean> 
 }
 
 /** Removes a device from the fleet file (and tokens file) and, if one answers, from the running hub. */
-export async function runDeviceRemove(id: string, opts: DeviceRemoveOptions): Promise<void> {
+export async function runDeviceRemove(rawId: string, opts: DeviceRemoveOptions): Promise<void> {
+  const id = await checkDeviceId(rawId);
+  const { removeDeviceFromFleetFile } = await loadConfig();
   await removeDeviceFromFleetFile(opts.config, id);
   console.log(`ganglion: removed ${id} from ${opts.config}`);
   if (opts.tokens && (await removeFromTokensFile(opts.tokens, id))) {
@@ -169,11 +195,10 @@ export function registerDevice(program: Command): void {
   device
     .command("add")
     .description("add a device; a Pi gets a new token, printed once")
-    .argument("<id>", "device id ([a-z0-9][a-z0-9-]{0,63}, not hub)", parseDeviceId)
+    .argument("<id>", "device id ([a-z0-9][a-z0-9-]{0,63}, not hub)")
     .requiredOption(
       "--board <kind>",
       "arduino-uno, arduino-nano, arduino-mega, raspberry-pi (or uno, nano, mega)",
-      parseBoardKind,
     )
     .option("--serial-port <path>", "an Arduino's serial port, e.g. /dev/ttyACM0")
     .option("--tokens <file>", "append id=token for the new device to this file")
@@ -184,7 +209,7 @@ export function registerDevice(program: Command): void {
   device
     .command("remove")
     .description("remove a device")
-    .argument("<id>", "device id", parseDeviceId)
+    .argument("<id>", "device id")
     .option("--tokens <file>", "also drop the device's line from this tokens file")
     .addOption(configOption())
     .addOption(urlOption())

@@ -15,7 +15,6 @@ import {
   flashBoard,
 } from "../flash.ts";
 import { action, CliError } from "./common.ts";
-import { detectPorts } from "./serial-ports.ts";
 
 /** Options of `ganglion flash`. */
 export interface FlashCommandOptions {
@@ -44,6 +43,7 @@ export function defaultHex(board: FlashBoardName): string {
 
 /** The one likely Arduino on USB, or a one-line error when there are none or several. */
 async function findPort(): Promise<string> {
+  const { detectPorts } = await import("./serial-ports.ts");
   const likely = (await detectPorts()).filter((p) => p.likelyArduino);
   if (likely.length === 0) {
     throw new CliError(

@@ -4,8 +4,6 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
-import { isLoopbackHost } from "../api.ts";
-import { HubStartError, runHub } from "../run-hub.ts";
 import { action, CliError, parsePort } from "./common.ts";
 
 /** Options of `ganglion start`. */
@@ -40,8 +38,8 @@ export async function resolveApiToken(host: string, given: string | undefined): 
 
 /** Starts the hub (hub/run-hub.ts) and prints its listening lines; a taken port exits 2. */
 export async function runStart(opts: StartOptions): Promise<void> {
-  // Loaded here, not at the top: other commands should not pay for the server's modules.
-  const { PortInUseError, startApi } = await import("../api.ts");
+  // Loaded here, not at the top: other commands should not pay for loading the whole hub.
+  const { HubStartError, runHub } = await import("../run-hub.ts");
   const token = await resolveApiToken(opts.httpHost, opts.apiToken);
   try {
     await runHub({
