@@ -96,11 +96,6 @@ export const HubSettingsSchema = z.strictObject({
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
       port: port.default(8080),
-      /** Bearer token hash required by mutating endpoints when HTTP is bound beyond loopback. */
-      tokenHash: z
-        .string()
-        .regex(TOKEN_HASH_PATTERN, { error: "expected scrypt$N$r$p$salt$hash" })
-        .optional(),
     })
     .prefault({}),
   mqtt: z

@@ -10,7 +10,7 @@ export function starterFleetYaml(): string {
 
 hub:
   http:
-    host: 127.0.0.1        # bind elsewhere and mutating endpoints need a bearer token
+    host: 127.0.0.1        # bind elsewhere and POST/DELETE need --api-token (or GANGLION_API_TOKEN)
     port: 8080             # --http-port / GANGLION_HTTP_PORT override; 0 picks a free port
   mqtt:
     host: 127.0.0.1        # 0.0.0.0 for Raspberry Pis on your LAN (then also set tls below)
