@@ -197,14 +197,14 @@ export function explainAvrdudeFailure(
     const got = sig ? sig[1]!.toUpperCase().replace(/(..)(?=.)/g, "$1 ") : "an unexpected signature";
     return new FlashError(
       "wrong-signature",
-      `wrong signature: the board reports ${got}, a ${preset.label} has ${preset.signature}: pick the right --board`,
+      `wrong signature: the board reports ${got}, expected ${preset.signature} for ${preset.label}: pick the right --board`,
       output,
     );
   }
   if (has(/verification (mismatch|error)/i) || has(/failed verification/i)) {
     return new FlashError(
       "verify-failed",
-      `verification failed: the flash read back differs from ${"the hex"}`,
+      "verification failed: the flash read back differs from the hex (try again; a failing board may need a new chip)",
       output,
     );
   }
@@ -212,7 +212,9 @@ export function explainAvrdudeFailure(
     has(/not in sync/i) ||
     has(/programmer is not responding/i) ||
     has(/stk500v2_(getsync|ReceiveMessage)/i) ||
-    has(/timeout/i)
+    has(/timeout/i) ||
+    has(/initialization failed/i) ||
+    has(/unable to set parameter/i)
   ) {
     return new FlashError(
       "no-answer",
@@ -222,8 +224,8 @@ export function explainAvrdudeFailure(
   }
   const last = output
     .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => /error/i.test(l))
+    .map((l) => /avrdude error:\s*(\S.*)$/.exec(l.trim())?.[1])
+    .filter((l) => l !== undefined)
     .pop();
   return new FlashError("failed", `avrdude failed${last ? `: ${last}` : ""}`, output);
 }
@@ -256,7 +258,7 @@ export async function flashBoard(options: FlashOptions): Promise<FlashResult> {
   if (image.end > preset.maxSketchBytes) {
     throw new FlashError(
       "too-large",
-      `hex too large: ${options.hex} needs ${image.end} bytes, a ${preset.label} has room for ${preset.maxSketchBytes}`,
+      `hex too large: ${options.hex} needs ${image.end} bytes, the ${preset.label} has room for ${preset.maxSketchBytes}`,
     );
   }
   const args = avrdudeArgs(preset, options);
@@ -294,6 +296,10 @@ export async function flashBoard(options: FlashOptions): Promise<FlashResult> {
     child.stderr.on("data", onText);
     const timer = setTimeout(() => {
       child.kill("SIGTERM");
+      setTimeout(
+        () => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"),
+        2000,
+      ).unref();
       reject(
         new FlashError(
           "timeout",

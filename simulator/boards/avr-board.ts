@@ -22,6 +22,7 @@ import { type HexImage, loadIntelHex, parseIntelHex } from "./intel-hex.ts";
 import { type McuName, type McuSpec, mcuSpec, RESET_FLAG, type ResetCause, ResetFlag } from "./mcu.ts";
 import { SleepHorizon } from "./sleep.ts";
 import { FlashProgrammer } from "./spm.ts";
+import { UsartReceiver } from "./usart-rx.ts";
 
 const OPCODE_SLEEP = 0x9588;
 
@@ -110,6 +111,7 @@ export class AvrBoard {
 
   private cpu!: CPU;
   private usart!: AVRUSART;
+  private receiver!: UsartReceiver;
   private adc!: AVRADC;
   private ports!: Map<string, AVRIOPort>;
   private horizon!: SleepHorizon;
@@ -188,6 +190,11 @@ export class AvrBoard {
     return this.cpu.data[this.spec.registers.MCUSR]!;
   }
 
+  /** Received characters lost to data overrun (the firmware did not read UDR in time) since the last reset. */
+  get rxOverruns(): number {
+    return this.receiver.overruns;
+  }
+
   /** Pages written by SPM since power-on. */
   get flashPageWrites(): number {
     return this.programmer.writes;
@@ -206,7 +213,7 @@ export class AvrBoard {
   /** Queues bytes for the firmware's USART0 receiver; they arrive one character time apart at its baud rate. */
   receive(bytes: Uint8Array | readonly number[]): void {
     for (const b of bytes) this.rxQueue.push(b);
-    this.pumpRx();
+    this.receiver.pump();
   }
 
   /** Bytes queued for the receiver and not yet delivered. */
@@ -396,8 +403,7 @@ export class AvrBoard {
     };
     this.fixUcsraWrites(cpu);
     this.usart.onByteTransmit = (b) => this.txBuffer.push(b);
-    this.usart.onRxComplete = () => this.pumpRx();
-    this.usart.onConfigurationChange = () => this.pumpRx();
+    this.receiver = new UsartReceiver(cpu, this.usart, spec.usart0.UDR, this.rxQueue);
 
     this.sleepArmed = false;
     this.sleeping = false;
@@ -447,11 +453,6 @@ export class AvrBoard {
         });
       }
     }
-  }
-
-  private pumpRx(): void {
-    const u = this.usart;
-    if (this.rxQueue.length > 0 && !u.rxBusy && u.rxEnable) u.writeByte(this.rxQueue.shift()!);
   }
 
   private flushTx(): void {

@@ -10,9 +10,9 @@ import { RealTimePacer } from "./pacing.ts";
 export interface RunnerOptions {
   /** Pace to wall time (default true); false runs unthrottled. */
   realtime?: boolean;
-  /** Emulated time per slice when unthrottled (ms). Default 5. */
+  /** Emulated time per slice (ms); paced catch-up is split into slices of this size. Default 2. */
   sliceMs?: number;
-  /** When paced: the longest host stall (ms) made up by running faster; beyond it, time is forgiven. Default 50. */
+  /** When paced: the longest host stall (ms) made up by running faster; beyond it, time is forgiven. Default 200. */
   maxCatchUpMs?: number;
   /** Wall-time period of turns while the CPU sleeps with no serial input pending (ms). Default 10. */
   idleTurnMs?: number;
@@ -36,10 +36,10 @@ export class BoardRunner {
   ) {
     this.realtime = options.realtime ?? true;
     const f = board.spec.frequencyHz;
-    this.sliceCycles = Math.round(((options.sliceMs ?? 5) * f) / 1000);
+    this.sliceCycles = Math.round(((options.sliceMs ?? 2) * f) / 1000);
     this.idleTurnMs = options.idleTurnMs ?? 10;
     this.pacer = new RealTimePacer(
-      { frequencyHz: f, maxCatchUpMs: options.maxCatchUpMs ?? 50 },
+      { frequencyHz: f, maxCatchUpMs: options.maxCatchUpMs ?? 200 },
       board.cycles,
     );
   }
@@ -88,9 +88,15 @@ export class BoardRunner {
       this.schedule(0);
       return;
     }
+    // Catching up runs in short slices with a turn between each, so serial replies leave at once instead of after a
+    // long catch-up slice (avrdude's STK500 sync gives up on replies later than 250 ms).
     const due = this.pacer.due(board.cycles);
-    if (due > 0) board.run(due);
+    if (due > 0) board.run(Math.min(due, this.sliceCycles));
     this.options.afterTurn?.();
+    if (due > this.sliceCycles) {
+      this.schedule(0);
+      return;
+    }
     const busy = !board.isSleeping || board.rxPending > 0;
     this.schedule(busy ? 1 : this.idleTurnMs);
   };
