@@ -5,18 +5,19 @@
 import type { DeviceConfig } from "../hub/config.ts";
 import type { HubContext } from "../hub/context.ts";
 import { type ChildSpec, startSupervisor } from "../hub/runtime/index.ts";
+import { arduinoBoardChild } from "./boards/arduino.ts";
 import { piBoardChild } from "./boards/pi.ts";
 import { mqttLinkChild } from "./links/mqtt-link.ts";
+import { serialLinkChild } from "./links/serial-link.ts";
 import { actuatorChild } from "./sensors/actuator.ts";
 import { sensorChild } from "./sensors/sensor.ts";
 
-/** The child spec of a device under the fleet. */
+/**
+ * The child spec of a device under the fleet: an Arduino's serial link and Firmata board actor, or a Pi's MQTT
+ * link and agent-protocol board actor, by `config.link.type`.
+ */
 export function deviceChild(hub: HubContext, config: DeviceConfig): ChildSpec {
-  if (config.link.type !== "mqtt") {
-    throw new Error(
-      `${config.id}: ${config.board} boards over serial are not driven by this hub build yet; see the hub issue's progress`,
-    );
-  }
+  const serial = config.link.type === "serial";
   const parts: ChildSpec[] = [
     ...config.sensors.map((s) => sensorChild(hub, config.id, s)),
     ...config.actuators.map((a) => actuatorChild(hub, config.id, a)),
@@ -29,8 +30,8 @@ export function deviceChild(hub: HubContext, config: DeviceConfig): ChildSpec {
         {
           strategy: "rest_for_one",
           children: [
-            mqttLinkChild(hub, config),
-            piBoardChild(hub, config),
+            serial ? serialLinkChild(hub, config) : mqttLinkChild(hub, config),
+            serial ? arduinoBoardChild(hub, config) : piBoardChild(hub, config),
             {
               id: "sensors",
               type: "supervisor",

@@ -2,7 +2,9 @@
  * What the hub hands its services and device actors: the history store, the fleet's live state, the process
  * names, the MQTT bus and the logger. Injected, so a test or the simulator can build one around its own parts.
  */
+import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
+import type { SerialLinkConfig } from "./config.ts";
 import type { FleetState } from "./fleet-state.ts";
 import type { Registry } from "./runtime/index.ts";
 import type { HistoryStore, HubEvent } from "./store.ts";
@@ -12,6 +14,14 @@ export interface Bus {
   /** Publishes from the hub; dropped (and counted) while no broker runs — retained state is re-published on start. */
   publish(topic: string, payload: string, options?: { retain?: boolean; qos?: 0 | 1 }): void;
 }
+
+/**
+ * Opens the byte stream of a serial device's link (`link.type: serial`): the port by `path`, or the one whose USB
+ * vendor/product id match. Injected like serialport's bindings: the hub's default uses serialport; the simulator
+ * and tests hand in an emulated board's stream. Rejects with a message that says what to do (plug the board in,
+ * fix fleet.yaml); a stream that later closes or errors is a lost link.
+ */
+export type SerialOpener = (link: SerialLinkConfig, device: string) => Promise<Duplex>;
 
 /** Shared services of one hub. */
 export interface HubContext {
@@ -25,6 +35,8 @@ export interface HubContext {
   log: Logger;
   /** Default device heartbeat period (devices are silent after 3×). */
   heartbeatMs: number;
+  /** Opens serial devices' ports (see {@link SerialOpener}). */
+  serialOpener: SerialOpener;
   /** Records a hub event (status changes, resets, faults): stored, published on `hub/events`, sent live. */
   emit(event: HubEvent): void;
 }

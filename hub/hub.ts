@@ -9,12 +9,13 @@
  */
 import pino, { type Logger } from "pino";
 import { deviceChild } from "../devices/device.ts";
+import { serialportOpener } from "../devices/links/serial-link.ts";
 import type { CommandResult } from "../devices/sensors/actuator.ts";
 import { startApi } from "./api.ts";
 import { type BrokerHandle, brokerChild, busOver } from "./broker-service.ts";
 import { formatPath } from "./config/errors.ts";
 import { type DeviceConfig, DeviceSchema, type FleetConfig } from "./config.ts";
-import type { HubContext } from "./context.ts";
+import type { HubContext, SerialOpener } from "./context.ts";
 import { partName } from "./context.ts";
 import { eventsChild, recordEvent, type TreeRoot } from "./events.ts";
 import { FleetState } from "./fleet-state.ts";
@@ -62,6 +63,8 @@ export interface HubOptions {
   /** Serve this directory at `/` (the dashboard). */
   staticDir?: string;
   logger?: Logger;
+  /** Opens serial devices' ports; default serialport. The simulator and tests pass emulated boards' streams. */
+  serialOpener?: SerialOpener;
 }
 
 /** A running hub. */
@@ -111,6 +114,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     bus: busOver(handle),
     log,
     heartbeatMs: settings.heartbeatMs,
+    serialOpener: options.serialOpener ?? serialportOpener(),
     emit: (event: HubEvent) => recordEvent(hub, event),
   };
 
@@ -268,16 +272,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       const config = parsed.data;
       if (devices.has(config.id))
         throw new HubApiError(409, "device_exists", `device "${config.id}" already exists`);
-      if (config.link.type !== "mqtt") {
-        throw new HubApiError(
-          400,
-          "unsupported_link",
-          `${config.board} over serial is not driven by this hub build yet`,
-        );
-      }
       devices.set(config.id, config);
       state.addDevice(config);
-      handle.current?.addDevice({ id: config.id, tokenHash: config.link.tokenHash });
+      if (config.link.type === "mqtt") {
+        handle.current?.addDevice({ id: config.id, tokenHash: config.link.tokenHash });
+      }
       try {
         await startChild(fleetPid(), withBackoff(deviceChild(hub, config)));
       } catch (err) {

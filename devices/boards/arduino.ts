@@ -1,0 +1,632 @@
+/**
+ * The board actor of an Arduino (Uno, Nano, Mega): Firmata, through firmata-io, over the stream its device's Link
+ * owns. It asks the link for the stream, waits for Firmata's handshake, sets the pins of the device's sensors and
+ * actuators, forwards readings (stored first, then sent to the sensor actor) at each sensor's `periodMs`, carries
+ * out commands, and reads Ganglion's heartbeat sysex (firmware/arduino/PROTOCOL.md): the first one marks the device
+ * online, one after a reboot emits `board_reset` and re-applies pins and every actuator's intended state, and none
+ * for 3 heartbeat periods marks the device offline and restarts the link (and, rest_for_one, this actor).
+ *
+ * Readings by sensor kind (10-bit ADC, 5 V reference):
+ * - `analog`, `light`, `humidity`: the raw ADC count, 0..1023.
+ * - `thermometer` on an analog pin: an LM35 (10 mV/°C), so °C = counts × 5000 mV / 1023 / 10 mV, two decimals.
+ * - `button`, `digital-in`: the pin level (1 high, 0 low) with the internal pull-up on, so a button wired to
+ *   ground reads 0 while pressed; the sensor actor turns it into a boolean.
+ * Bus-addressed sensors (I2C) are not driven on an Arduino yet: they are logged and left `restarting`.
+ *
+ * The hub publishes the board's retained `status` (online/offline) on its behalf (DESIGN.md §2).
+ */
+import type { Duplex } from "node:stream";
+import type { ActuatorConfig, DeviceConfig, SensorConfig } from "../../hub/config.ts";
+import { boardName, type HubContext, linkName, partName } from "../../hub/context.ts";
+import {
+  type ChildSpec,
+  call,
+  type From,
+  getClock,
+  noreply,
+  type Pid,
+  type Process,
+  reply,
+  replyWith,
+  send,
+  startServer,
+  type TimerHandle,
+} from "../../hub/runtime/index.ts";
+import type { ReadingValue } from "../../hub/store.ts";
+import type { BoardCommand, CommandResult } from "../sensors/actuator.ts";
+import {
+  closeFirmata,
+  type FirmataIo,
+  FrameScanner,
+  HEARTBEAT_EVENT,
+  type Heartbeat,
+  heartbeatIntervalCommand,
+  openFirmata,
+  parseHeartbeat,
+  RESET_CAUSES,
+} from "./firmata.ts";
+
+/** Firmata must be ready (version, firmware, capabilities, analog map) this long after the port opened. */
+export const HANDSHAKE_MS = 8000;
+/** The heartbeat period the hub asks for; the board is silent after 3 of them without one. */
+export const HEARTBEAT_MS = 1000;
+/** A command's write must be confirmed by the board (a pin-state answer) within this long. */
+const CONFIRM_MS = 5000;
+/** firmata-io asks for the version itself if the board did not announce one within this long. */
+const REPORT_VERSION_MS = 2000;
+/** Servo pulse range in µs (the firmware maps 0..180° onto it). */
+const SERVO_US: [number, number] = [544, 2400];
+
+const ANALOG_KINDS = new Set(["analog", "thermometer", "light", "humidity"]);
+
+/** Counters of one board actor, for tests and the API (`call(board, {t: "stats"})`). */
+export interface BoardStats {
+  phase: Phase;
+  /** Bytes on the wire that belonged to no Firmata frame. */
+  garbage: number;
+  frames: number;
+  heartbeats: number;
+  resets: number;
+  firmware: string | undefined;
+}
+
+type Phase = "connecting" | "handshaking" | "ready";
+
+interface Input {
+  config: SensorConfig;
+  /** Digital pin number. */
+  pin: number;
+  /** Analog channel, for analog kinds. */
+  channel: number | null;
+  latest: number | null;
+  /** A reading arrived since the last one was forwarded. */
+  fresh: boolean;
+  seq: number;
+  timer: TimerHandle | null;
+}
+
+interface Output {
+  config: ActuatorConfig;
+  pin: number;
+  level: boolean;
+  blink: TimerHandle | null;
+  blinkHalfMs: number;
+}
+
+interface Pending {
+  from: From<CommandResult>;
+  timer: TimerHandle;
+}
+
+interface State {
+  self: Pid;
+  phase: Phase;
+  stream: Duplex | null;
+  io: FirmataIo | null;
+  scanner: FrameScanner;
+  onData: ((chunk: Buffer) => void) | null;
+  handshakeTimer: TimerHandle | null;
+  silenceTimer: TimerHandle | null;
+  silenceMs: number;
+  /** The firmware sends Ganglion's heartbeat; other Firmata firmwares are trusted while the port is open. */
+  heartbeats: boolean;
+  lastBeat: Heartbeat | null;
+  beats: number;
+  resets: number;
+  inputs: Map<string, Input>;
+  outputs: Map<string, Output>;
+  pending: Map<string, Pending>;
+}
+
+type Info =
+  | { t: "stream"; stream: Duplex }
+  | { t: "no-stream"; message: string }
+  | { t: "ready" }
+  | { t: "handshake-timeout" }
+  | { t: "heartbeat"; data: number[] }
+  | { t: "silence-check" }
+  | { t: "input"; sensor: string; value: number }
+  | { t: "sample"; sensor: string }
+  | { t: "blink"; target: string }
+  | { t: "confirmed"; id: string }
+  | { t: "confirm-timeout"; id: string }
+  | { t: "apply"; intended: [string, ReadingValue | null][] }
+  | { t: "board-says"; text: string };
+
+type Request = (BoardCommand & { id: string }) | { t: "stats" };
+
+/** The child spec of an Arduino's board actor. */
+export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildSpec {
+  const device = config.id;
+  const path = `hub/fleet/${device}`;
+  const log = hub.log.child({ device });
+  const clock = getClock;
+
+  const setOnline = () => {
+    if (!hub.state.setStatus(device, "online")) return;
+    const ts = clock().now();
+    hub.store.appendStatus({ device, status: "online", ts });
+    hub.emit({ type: "online", path, ts });
+    hub.bus.publish(`${hub.prefix}/${device}/status`, "online", { retain: true, qos: 1 });
+  };
+
+  /** Tells the link the wire is dead; it exits, and the device supervisor restarts it and this actor. */
+  const failLink = (reason: string) => {
+    call({ via: hub.names, key: linkName(device) }, { t: "fail", reason }).catch(() => undefined);
+  };
+
+  const arm = (state: State, which: "handshakeTimer" | "silenceTimer", msg: Info, ms: number) => {
+    const timer = state[which];
+    if (timer !== null) clock().clearTimeout(timer);
+    const self = state.self;
+    state[which] = clock().setTimeout(() => send(self, msg), ms);
+  };
+
+  /** Stores a reading, then hands it to the sensor actor (as the broker does for MQTT telemetry). */
+  const forward = (input: Input) => {
+    if (input.latest === null) return;
+    const value = convert(input.config, input.latest);
+    const ts = clock().now();
+    const seq = ++input.seq;
+    const sensor = input.config.id;
+    hub.store.persistTelemetry({ device, sensor, ts, value, seq }).then(
+      (stored) => {
+        if (!stored) return;
+        const part = hub.names.whereis(partName(device, sensor));
+        if (part !== undefined) send(part, { t: "reading", value, ts, seq });
+      },
+      (err: Error) =>
+        log.error(
+          { sensor, err: err.message },
+          `${device}/${sensor}: reading not stored (${err.message}); check the data directory's disk space`,
+        ),
+    );
+    input.fresh = false;
+  };
+
+  /** Resolves each part's pin against the board's capabilities; parts the hub cannot drive are logged and left out. */
+  const resolvePins = (state: State, io: FirmataIo) => {
+    const digitalPin = (pin: string | number | undefined): number | null => {
+      if (pin === undefined) return null;
+      if (typeof pin === "number") return pin < io.pins.length ? pin : null;
+      return io.analogPins[Number(pin.slice(1))] ?? null;
+    };
+    for (const s of config.sensors) {
+      const slog = log.child({ sensor: s.id });
+      const pin = digitalPin(s.pin);
+      if (pin === null) {
+        slog.error(
+          `${device}/${s.id}: ${s.pin === undefined ? `bus address ${s.address} is not supported on an Arduino yet` : `pin ${s.pin} does not exist on this board`}; fix the sensor in fleet.yaml`,
+        );
+        continue;
+      }
+      let channel: number | null = null;
+      if (ANALOG_KINDS.has(s.kind)) {
+        channel = io.pins[pin]?.analogChannel ?? 127;
+        if (channel === 127) {
+          slog.error(
+            `${device}/${s.id}: pin ${s.pin} has no analog input; a ${s.kind} needs one of A0..A${io.analogPins.length - 1}: fix its pin in fleet.yaml`,
+          );
+          continue;
+        }
+      }
+      state.inputs.set(s.id, { config: s, pin, channel, latest: null, fresh: false, seq: 0, timer: null });
+    }
+    for (const a of config.actuators) {
+      const pin = digitalPin(a.pin);
+      if (pin === null) {
+        log
+          .child({ actuator: a.id })
+          .error(
+            `${device}/${a.id}: ${a.pin === undefined ? "an actuator on a bus address" : `pin ${a.pin}`} cannot be driven on this board; fix it in fleet.yaml`,
+          );
+        continue;
+      }
+      state.outputs.set(a.id, { config: a, pin, level: false, blink: null, blinkHalfMs: 0 });
+    }
+  };
+
+  /** Routes firmata-io's events for our pins to this actor's mailbox (once per Firmata instance). */
+  const listen = (state: State, io: FirmataIo) => {
+    const self = state.self;
+    for (const input of state.inputs.values()) {
+      const sensor = input.config.id;
+      const event = input.channel !== null ? `analog-read-${input.channel}` : `digital-read-${input.pin}`;
+      io.on(event, (value: number) => send(self, { t: "input", sensor, value } satisfies Info));
+    }
+  };
+
+  /** Pin modes and reporting; sent after the handshake and again after every board reset. */
+  const configurePins = (state: State, io: FirmataIo) => {
+    for (const input of state.inputs.values()) {
+      if (input.channel !== null) {
+        // firmata-io takes the analog channel here (and the firmware starts analog pins in ANALOG mode).
+        io.pinMode(input.channel, io.MODES.ANALOG);
+        io.reportAnalogPin(input.channel, 1);
+      } else {
+        io.pinMode(input.pin, io.MODES.PULLUP);
+        io.reportDigitalPin(input.pin, 1);
+      }
+    }
+    for (const out of state.outputs.values()) {
+      const kind = out.config.kind;
+      if (kind === "servo") io.servoConfig(out.pin, SERVO_US[0], SERVO_US[1]);
+      else io.pinMode(out.pin, kind === "pwm" ? io.MODES.PWM : io.MODES.OUTPUT);
+    }
+  };
+
+  const stopBlink = (out: Output) => {
+    if (out.blink !== null) clock().clearTimeout(out.blink);
+    out.blink = null;
+  };
+
+  /** Drives an output to a state: a level, a servo angle or PWM duty, or `blink:<periodMs>`. */
+  const drive = (state: State, io: FirmataIo, out: Output, value: ReadingValue) => {
+    stopBlink(out);
+    if (typeof value === "string") {
+      const period = Number(value.replace(/^blink:/, ""));
+      out.blinkHalfMs = Math.max(10, Math.round(period / 2));
+      out.level = !out.level;
+      io.digitalWrite(out.pin, out.level ? 1 : 0);
+      const self = state.self;
+      const target = out.config.id;
+      out.blink = clock().setTimeout(() => send(self, { t: "blink", target }), out.blinkHalfMs);
+      return;
+    }
+    const kind = out.config.kind;
+    if (kind === "servo") io.servoWrite(out.pin, Number(value));
+    else if (kind === "pwm") io.pwmWrite(out.pin, Number(value));
+    else {
+      out.level = value === true || value === 1;
+      io.digitalWrite(out.pin, out.level ? 1 : 0);
+    }
+  };
+
+  /** Asks every actuator actor for its intended state, without blocking this actor (they may be calling it). */
+  const collectIntended = (state: State) => {
+    const self = state.self;
+    void Promise.all(
+      [...state.outputs.keys()].map(async (target): Promise<[string, ReadingValue | null]> => {
+        const value = await call<ReadingValue | null>(
+          { via: hub.names, key: partName(device, target) },
+          { t: "intended" },
+          2000,
+        ).catch(() => null);
+        // An actuator restarted with its device's link starts from `initial`; without one, the fleet state still
+        // holds the last state it confirmed, which is what the user last asked for.
+        return [target, value ?? lastConfirmed(hub, device, target)];
+      }),
+    ).then((intended) => send(self, { t: "apply", intended } satisfies Info));
+  };
+
+  const onHeartbeat = (state: State, beat: Heartbeat) => {
+    state.beats++;
+    const last = state.lastBeat;
+    state.lastBeat = beat;
+    state.silenceMs = 3 * (beat.intervalMs || HEARTBEAT_MS);
+    arm(state, "silenceTimer", { t: "silence-check" }, state.silenceMs);
+    const rebooted = last === null ? beat.seq === 0 : beat.seq === 0 || beat.uptimeMs < last.uptimeMs;
+    if (rebooted) {
+      state.resets++;
+      const cause = RESET_CAUSES[beat.cause] ?? "unknown";
+      log.warn({ cause, uptimeMs: beat.uptimeMs }, `${device} reset (cause: ${cause}); re-applying its pins`);
+      hub.emit({
+        type: "board_reset",
+        path,
+        ts: clock().now(),
+        reason: `board reset (cause: ${cause})`,
+        cause,
+        uptimeMs: beat.uptimeMs,
+      });
+      if (state.phase === "ready" && state.io !== null) {
+        configurePins(state, state.io);
+        collectIntended(state);
+      }
+    }
+    if (beat.intervalMs !== HEARTBEAT_MS && state.io !== null && state.phase === "ready") {
+      state.io.sysexCommand(heartbeatIntervalCommand(HEARTBEAT_MS));
+    }
+    if (state.phase === "ready") setOnline();
+  };
+
+  const offline = (reason: string) => ({
+    ok: false as const,
+    status: 503 as const,
+    code: "device_offline",
+    message: `${device} is offline (${reason}); the command was not sent`,
+  });
+
+  return {
+    id: "board",
+    start: (ctx) =>
+      startServer(
+        {
+          init: (_: undefined, self: Process): State => {
+            self.setTrapExit(true); // so a shutdown runs terminate, which detaches Firmata from the stream
+            const pid = self.pid;
+            call<Duplex>({ via: hub.names, key: linkName(device) }, { t: "stream" }, 15_000).then(
+              (stream) => send(pid, { t: "stream", stream } satisfies Info),
+              (err: Error) => send(pid, { t: "no-stream", message: err.message } satisfies Info),
+            );
+            return {
+              self: pid,
+              phase: "connecting",
+              stream: null,
+              io: null,
+              scanner: new FrameScanner(),
+              onData: null,
+              handshakeTimer: null,
+              silenceTimer: null,
+              silenceMs: 3 * HEARTBEAT_MS,
+              heartbeats: false,
+              lastBeat: null,
+              beats: 0,
+              resets: 0,
+              inputs: new Map(),
+              outputs: new Map(),
+              pending: new Map(),
+            };
+          },
+
+          handleCall: (req: Request, from: From<unknown>, state: State) => {
+            if (req.t === "stats") {
+              return replyWith<State, BoardStats>(
+                {
+                  phase: state.phase,
+                  garbage: state.scanner.garbage,
+                  frames: state.scanner.frames,
+                  heartbeats: state.beats,
+                  resets: state.resets,
+                  firmware: state.io?.firmware.name,
+                },
+                state,
+              );
+            }
+            const io = state.io;
+            if (state.phase !== "ready" || io === null) {
+              return replyWith<State, CommandResult>(offline(`serial link ${state.phase}`), state);
+            }
+            if (hub.state.status(device) !== "online") {
+              return replyWith<State, CommandResult>(offline("no heartbeat"), state);
+            }
+            const out = state.outputs.get(req.target);
+            if (out === undefined) {
+              return replyWith<State, CommandResult>(
+                {
+                  ok: false,
+                  status: 404,
+                  code: "unknown_target",
+                  message: `${device} drives no actuator "${req.target}" (its pin could not be set up; see the log)`,
+                },
+                state,
+              );
+            }
+            const value = commandValue(out, req.op, req.args ?? {});
+            if (value === undefined) {
+              return replyWith<State, CommandResult>(
+                {
+                  ok: false,
+                  status: 400,
+                  code: "bad_op",
+                  message: `${device}/${req.target}: the Arduino board cannot do "${req.op}" on a ${out.config.kind}`,
+                },
+                state,
+              );
+            }
+            drive(state, io, out, value);
+            // The pin-state answer comes after the write in the board's serial order: the write is done.
+            const self = state.self;
+            const id = req.id;
+            io.queryPinState(out.pin, () => send(self, { t: "confirmed", id } satisfies Info));
+            const timer = clock().setTimeout(
+              () => send(self, { t: "confirm-timeout", id } satisfies Info),
+              CONFIRM_MS,
+            );
+            state.pending.set(id, { from: from as From<CommandResult>, timer });
+            return noreply(state);
+          },
+
+          handleInfo: (msg: unknown, state: State): State => {
+            const m = msg as Info;
+            switch (m?.t) {
+              case "stream": {
+                state.stream = m.stream;
+                state.onData = (chunk: Buffer) => state.scanner.scan(chunk);
+                m.stream.on("data", state.onData);
+                const io = openFirmata(m.stream, { reportVersionTimeoutMs: REPORT_VERSION_MS });
+                state.io = io;
+                state.phase = "handshaking";
+                const self = state.self;
+                io.on("ready", () => send(self, { t: "ready" } satisfies Info));
+                io.on(HEARTBEAT_EVENT, (data: number[]) =>
+                  send(self, { t: "heartbeat", data } satisfies Info),
+                );
+                io.on("string", (text: string) => send(self, { t: "board-says", text } satisfies Info));
+                io.on("error", () => undefined); // the link watches the stream and reports its errors
+                arm(state, "handshakeTimer", { t: "handshake-timeout" }, HANDSHAKE_MS);
+                return state;
+              }
+              case "no-stream": {
+                // The link is gone or never opened: it has reported why, and our supervisor is restarting us.
+                log.debug({ reason: m.message }, `${device}: no serial stream from the link`);
+                return state;
+              }
+              case "ready": {
+                const io = state.io;
+                if (io === null || state.phase === "ready") return state;
+                if (state.handshakeTimer !== null) clock().clearTimeout(state.handshakeTimer);
+                state.handshakeTimer = null;
+                state.phase = "ready";
+                state.heartbeats = /ganglion/i.test(io.firmware.name ?? "");
+                log.info(
+                  { firmware: io.firmware.name, pins: io.pins.length },
+                  `${device}: Firmata ready (${io.firmware.name ?? "unknown firmware"})`,
+                );
+                resolvePins(state, io);
+                listen(state, io);
+                configurePins(state, io);
+                for (const input of state.inputs.values()) {
+                  const self = state.self;
+                  const sensor = input.config.id;
+                  input.timer = clock().setTimeout(
+                    () => send(self, { t: "sample", sensor } satisfies Info),
+                    input.config.periodMs,
+                  );
+                }
+                collectIntended(state);
+                if (state.heartbeats) {
+                  io.sysexCommand(heartbeatIntervalCommand(HEARTBEAT_MS)); // also asks for one now
+                  arm(state, "silenceTimer", { t: "silence-check" }, state.silenceMs);
+                } else {
+                  log.warn(
+                    `${device} runs ${io.firmware.name ?? "a firmware"} without Ganglion's heartbeat: resets and hangs go unnoticed; flash the Ganglion firmware (\`ganglion flash\`)`,
+                  );
+                  setOnline();
+                }
+                return state;
+              }
+              case "handshake-timeout": {
+                state.handshakeTimer = null;
+                if (state.phase === "ready") return state;
+                const { garbage, frames } = state.scanner;
+                const reason = `no Firmata handshake within ${HANDSHAKE_MS} ms (${frames} frames, ${garbage} garbage bytes): is the Ganglion firmware flashed (\`ganglion flash\`) and link.baudRate 57600?`;
+                log.error({ garbage, frames }, `${device}: ${reason}`);
+                failLink(reason);
+                return state;
+              }
+              case "heartbeat": {
+                const beat = parseHeartbeat(m.data);
+                if (beat !== null) onHeartbeat(state, beat);
+                return state;
+              }
+              case "silence-check": {
+                state.silenceTimer = null;
+                const reason = `no heartbeat for ${state.silenceMs} ms: the board hangs, lost power or its cable is loose`;
+                log.error(`${device}: ${reason}`);
+                failLink(reason);
+                return state;
+              }
+              case "input": {
+                const input = state.inputs.get(m.sensor);
+                if (input === undefined) return state;
+                const changed = input.latest !== m.value;
+                input.latest = m.value;
+                input.fresh = true;
+                if (changed && input.channel === null) forward(input); // a button press is news now
+                return state;
+              }
+              case "sample": {
+                const input = state.inputs.get(m.sensor);
+                if (input === undefined) return state;
+                // Analog pins report continuously, so a stale value means the board stopped reporting; a digital
+                // pin reports only changes, so its last level stands while the board is alive.
+                if (input.fresh || (input.channel === null && state.lastBeat !== null)) forward(input);
+                const self = state.self;
+                input.timer = clock().setTimeout(
+                  () => send(self, { t: "sample", sensor: m.sensor } satisfies Info),
+                  input.config.periodMs,
+                );
+                return state;
+              }
+              case "blink": {
+                const out = state.outputs.get(m.target);
+                if (out === undefined || out.blink === null || state.io === null) return state;
+                out.level = !out.level;
+                state.io.digitalWrite(out.pin, out.level ? 1 : 0);
+                const self = state.self;
+                out.blink = clock().setTimeout(
+                  () => send(self, { t: "blink", target: m.target } satisfies Info),
+                  out.blinkHalfMs,
+                );
+                return state;
+              }
+              case "confirmed":
+              case "confirm-timeout": {
+                const p = state.pending.get(m.id);
+                if (p === undefined) return state;
+                state.pending.delete(m.id);
+                clock().clearTimeout(p.timer);
+                reply(
+                  p.from,
+                  m.t === "confirmed"
+                    ? { ok: true, id: m.id }
+                    : {
+                        ok: false,
+                        status: 504,
+                        code: "no_confirmation",
+                        message: `${device} did not confirm command ${m.id} within ${CONFIRM_MS} ms`,
+                      },
+                );
+                return state;
+              }
+              case "apply": {
+                const io = state.io;
+                if (io === null || state.phase !== "ready") return state;
+                for (const [target, value] of m.intended) {
+                  const out = state.outputs.get(target);
+                  if (out !== undefined && value !== null) drive(state, io, out, value);
+                }
+                return state;
+              }
+              case "board-says": {
+                log.warn({ said: m.text }, `${device} says: ${m.text}; check the pins in fleet.yaml`);
+                return state;
+              }
+              default:
+                return state; // Exit messages of linked processes (we trap exits only to run terminate)
+            }
+          },
+
+          terminate: (_reason: unknown, state: State) => {
+            const c = clock();
+            for (const t of [state.handshakeTimer, state.silenceTimer]) if (t !== null) c.clearTimeout(t);
+            for (const input of state.inputs.values()) if (input.timer !== null) c.clearTimeout(input.timer);
+            for (const out of state.outputs.values()) stopBlink(out);
+            for (const p of state.pending.values()) {
+              c.clearTimeout(p.timer);
+              reply(p.from, offline("the board actor stopped"));
+            }
+            if (state.io !== null) closeFirmata(state.io);
+            if (state.stream !== null && state.onData !== null) state.stream.off("data", state.onData);
+          },
+        },
+        undefined,
+        { link: ctx.parent, label: ctx.path, name: { via: hub.names, key: boardName(device) } },
+      ),
+  };
+}
+
+/** A reading's value from the pin's raw value (see the module comment for the formulas). */
+function convert(config: SensorConfig, raw: number): ReadingValue {
+  if (config.kind === "thermometer") return Math.round(((raw * 5000) / 1023 / 10) * 100) / 100;
+  return raw;
+}
+
+/** What an op leaves the output at, or `undefined` when this board cannot do it. */
+function commandValue(out: Output, op: string, args: Record<string, unknown>): ReadingValue | undefined {
+  switch (op) {
+    case "on":
+    case "close":
+      return true;
+    case "off":
+    case "open":
+      return false;
+    case "toggle":
+      return !out.level;
+    case "blink":
+      return `blink:${Number(args.periodMs)}`;
+    case "to":
+      return Number(args.deg);
+    case "set":
+      return typeof args.value === "number" && (out.config.kind === "servo" || out.config.kind === "pwm")
+        ? args.value
+        : args.value === true || args.value === 1;
+    default:
+      return undefined;
+  }
+}
+
+/** The last state an actuator confirmed, as the fleet state recorded it. */
+function lastConfirmed(hub: HubContext, device: string, target: string): ReadingValue | null {
+  return hub.state.view(device)?.sensors.find((s) => s.id === target)?.value ?? null;
+}

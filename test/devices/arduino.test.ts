@@ -1,0 +1,290 @@
+/**
+ * Arduino boards over serial, supervised: the real hub with an `uno` device whose serial opener hands it an emulated
+ * Uno (avr8js in a worker thread) running firmware/arduino/dist/ganglion-uno.hex, a `ghost` whose port does not
+ * exist (serialport over MockBinding, the hub's default opener), and a `mute` board whose port opens but never
+ * speaks Firmata.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Duplex } from "node:stream";
+import pino from "pino";
+import { SerialPortMock } from "serialport";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BoardStats } from "../../devices/boards/arduino.ts";
+import { type SerialBinding, serialportOpener } from "../../devices/links/serial-link.ts";
+import { FleetConfigSchema } from "../../hub/config.ts";
+import { boardName, linkName, type SerialOpener } from "../../hub/context.ts";
+import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { call, findNode } from "../../hub/runtime/index.ts";
+import type { HubEvent } from "../../hub/store.ts";
+import type { HubApiError } from "../../hub/view.ts";
+import { type EmulatedBoard, startEmulatedBoard } from "../../simulator/boards/emulated-board.ts";
+
+const HEX = join(import.meta.dirname, "../../firmware/arduino/dist/ganglion-uno.hex");
+if (!existsSync(HEX))
+  console.error(`SKIPPING test/devices/arduino.test.ts: ${HEX} is missing (make -C firmware/arduino)`);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+async function until<T>(
+  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+let hub: RunningHub;
+let uno: EmulatedBoard;
+let dataDir: string;
+let unoOpens = 0;
+let muteOpens = 0;
+const mutePorts: Duplex[] = [];
+
+const events = (query: { device?: string; type?: string }): HubEvent[] =>
+  hub.events({ limit: 10_000, ...query }) as HubEvent[];
+const pid = (key: string) => hub.context.names.whereis(key)?.toString();
+const led = async () => (await uno.pinLevels())[13];
+const sensor = (id: string) => hub.device("uno")?.sensors.find((s) => s.id === id);
+
+beforeAll(async () => {
+  uno = await startEmulatedBoard({ mcu: "uno", hex: HEX });
+  dataDir = mkdtempSync(join(tmpdir(), "ganglion-arduino-"));
+  // serialport's mock binding behind the hub's default opener: no /dev/ttyGHOST, and a port with an Arduino Mega's
+  // USB id that opens but never answers (a board with the wrong firmware, or none).
+  const binding = SerialPortMock.binding;
+  binding.reset();
+  binding.createPort("/dev/ttyUSB7", { vendorId: "2341", productId: "0042", echo: false, record: false });
+  const mock = serialportOpener(binding as unknown as SerialBinding);
+  const opener: SerialOpener = async (link, device) => {
+    if (device === "uno") {
+      unoOpens++;
+      // The first open finds the board already running; reopening resets it, as a Uno's DTR line does.
+      return unoOpens === 1 ? uno.serial : uno.openSerial();
+    }
+    const port = await mock(link, device);
+    if (device === "mute") {
+      muteOpens++;
+      mutePorts.push(port);
+    }
+    return port;
+  };
+  const config = FleetConfigSchema.parse({
+    devices: [
+      {
+        id: "uno",
+        board: "uno",
+        link: { type: "serial", path: "/dev/ttyACM0" },
+        sensors: [
+          { id: "pot", kind: "analog", pin: "A0", periodMs: 100, staleMs: 5000 },
+          { id: "temp", kind: "thermometer", unit: "°C", pin: "A1", periodMs: 100, staleMs: 5000 },
+        ],
+        actuators: [{ id: "led", kind: "led", pin: 13 }],
+      },
+      {
+        id: "ghost",
+        board: "nano",
+        link: { type: "serial", path: "/dev/ttyGHOST" },
+        actuators: [{ id: "led", kind: "led", pin: 13 }],
+      },
+      { id: "mute", board: "mega", link: { type: "serial", vendorId: "2341", productId: "0042" } },
+    ],
+  });
+  hub = await startHub({
+    config,
+    httpPort: 0,
+    mqttPort: 0,
+    dataDir,
+    logger: pino({ level: "silent" }),
+    serialOpener: opener,
+  });
+}, 30_000);
+
+afterAll(async () => {
+  await hub?.stop();
+  await uno?.stop();
+  for (const p of mutePorts) p.destroy();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe.skipIf(!existsSync(HEX))(
+  "an Arduino over serial (emulated Uno running the Ganglion firmware)",
+  () => {
+    it("is a rest_for_one device of link, board and sensors, and comes online from its heartbeat", async () => {
+      const device = findNode(hub.tree(), "hub/fleet/uno");
+      expect(device).toMatchObject({ kind: "supervisor", strategy: "rest_for_one" });
+      expect(device?.children?.map((c) => c.id)).toEqual(["link", "board", "sensors"]);
+      await until(() => hub.device("uno")?.status === "online", 15_000, "uno online");
+      expect(hub.device("uno")).toMatchObject({ board: "arduino-uno", link: "serial", status: "online" });
+      expect(events({ device: "uno", type: "online" }).length).toBeGreaterThanOrEqual(1);
+      const stats = await call<BoardStats>({ via: hub.context.names, key: boardName("uno") }, { t: "stats" });
+      expect(stats).toMatchObject({ phase: "ready", firmware: expect.stringMatching(/ganglion/i) });
+      expect(stats.heartbeats).toBeGreaterThanOrEqual(1);
+    });
+
+    it("turns a voltage on A0 into readings, stored and in the device view; A1 as an LM35 in °C", async () => {
+      uno.setAnalog(0, 2.5);
+      uno.setAnalog(1, 0.25); // an LM35 at 25 °C
+      const pot = await until(
+        () => {
+          const s = sensor("pot");
+          return typeof s?.value === "number" && Math.abs(s.value - 512) <= 3 ? s : undefined;
+        },
+        10_000,
+        "pot ≈ 512",
+      );
+      expect(pot.health).toBe("ok");
+      const temp = await until(
+        () => {
+          const s = sensor("temp");
+          return typeof s?.value === "number" && Math.abs(s.value - 25) <= 0.6 ? s : undefined;
+        },
+        10_000,
+        "temp ≈ 25 °C",
+      );
+      expect(temp.unit).toBe("°C");
+      const stored = await until(
+        () =>
+          hub.telemetry({ device: "uno", sensor: "pot" }).filter((r) => Math.abs(Number(r.value) - 512) <= 3),
+        5000,
+        "stored pot readings",
+      );
+      expect(stored.length).toBeGreaterThan(0);
+      // Throttled to the sensor's periodMs (100 ms) though the firmware samples every 19 ms.
+      const rows = hub.telemetry({ device: "uno", sensor: "pot" });
+      const span = (rows.at(-1)?.ts ?? 0) - (rows[0]?.ts ?? 0);
+      expect(rows.length).toBeLessThanOrEqual(span / 80 + 2);
+      expect(new Set(rows.map((r) => r.seq)).size).toBe(rows.length);
+    });
+
+    it("drives the LED on pin 13 and answers once the board confirmed the write", async () => {
+      await expect(hub.command("uno", { target: "led", op: "on" })).resolves.toMatchObject({ ok: true });
+      expect(await led()).toBe("high");
+      await hub.command("uno", { target: "led", op: "off" });
+      expect(await led()).toBe("low");
+      await hub.command("uno", { target: "led", op: "toggle" });
+      expect(await led()).toBe("high");
+      expect(sensor("led")?.value).toBe(true);
+    });
+
+    it("counts garbage bytes on the wire and keeps reading", async () => {
+      const before = await call<BoardStats>(
+        { via: hub.context.names, key: boardName("uno") },
+        { t: "stats" },
+      );
+      uno.serial.deliver(Uint8Array.of(0x13, 0x37, 0x42, 0x00, 0x7e));
+      uno.setAnalog(0, 1.0);
+      await until(
+        () => {
+          const v = sensor("pot")?.value;
+          return typeof v === "number" && Math.abs(v - 205) <= 3;
+        },
+        10_000,
+        "pot ≈ 205 after garbage",
+      );
+      const after = await call<BoardStats>({ via: hub.context.names, key: boardName("uno") }, { t: "stats" });
+      expect(after.garbage - before.garbage).toBeGreaterThanOrEqual(4);
+      expect(hub.device("uno")?.status).toBe("online");
+    });
+
+    it("reports a board reset with its cause and re-applies the LED's intended state", async () => {
+      expect(await led()).toBe("high");
+      const link = pid(linkName("uno"));
+      const resetsBefore = events({ device: "uno", type: "board_reset" }).length;
+      uno.reset("watchdog");
+      const reset = await until(
+        () => events({ device: "uno", type: "board_reset" }).slice(resetsBefore)[0],
+        10_000,
+        "board_reset event",
+      );
+      expect(reset).toMatchObject({ path: "hub/fleet/uno", cause: "watchdog" });
+      await until(async () => (await led()) === "high", 5000, "LED re-applied after the reset");
+      expect(pid(linkName("uno"))).toBe(link); // a reset is not a lost link
+      // Analog reporting was re-applied too.
+      uno.setAnalog(0, 4.0);
+      await until(
+        () => {
+          const v = sensor("pot")?.value;
+          return typeof v === "number" && Math.abs(v - 818) <= 3;
+        },
+        10_000,
+        "pot ≈ 818 after the reset",
+      );
+    });
+
+    it("restarts link and board when the serial link drops, goes offline, comes back and re-applies the LED", async () => {
+      const link = pid(linkName("uno"));
+      const board = pid(boardName("uno"));
+      const opensBefore = unoOpens;
+      uno.serial.destroy(); // the cable is pulled
+      await until(() => hub.device("uno")?.status !== "online", 5000, "uno offline");
+      expect(hub.device("uno")?.reason).toMatch(/closed/);
+      await until(() => hub.device("uno")?.status === "online", 15_000, "uno back online");
+      expect(unoOpens).toBe(opensBefore + 1);
+      expect(pid(linkName("uno"))).not.toBe(link);
+      expect(pid(boardName("uno"))).not.toBe(board);
+      expect(events({ device: "uno", type: "offline" }).at(-1)?.reason).toMatch(/serial port .* closed/);
+      // Reopening reset the board (DTR); the LED the user turned on is on again.
+      await until(async () => (await led()) === "high", 5000, "LED re-applied after the reconnect");
+      uno.setAnalog(0, 0.5);
+      await until(
+        () => {
+          const v = sensor("pot")?.value;
+          return typeof v === "number" && Math.abs(v - 102) <= 3;
+        },
+        10_000,
+        "readings after the reconnect",
+      );
+    });
+
+    it("backs off a board whose port does not exist, shows it down with the reason, and leaves the others alone", async () => {
+      const ghost = await until(() =>
+        hub.device("ghost")?.status === "down" ? hub.device("ghost") : undefined,
+      );
+      expect(ghost?.reason).toMatch(/serial port \/dev\/ttyGHOST not found: plug ghost in or fix link\.path/);
+      const backoffs = await until(
+        () => {
+          const b = events({ device: "ghost", type: "backoff" });
+          return b.length >= 2 ? b : undefined;
+        },
+        10_000,
+        "two backoff events",
+      );
+      expect(backoffs[0]).toMatchObject({ path: "hub/fleet/ghost/link" });
+      expect(String(backoffs[0]?.reason)).toMatch(/not found/);
+      await expect(hub.command("ghost", { target: "led", op: "on" })).rejects.toMatchObject({
+        status: 503,
+      } satisfies Partial<HubApiError>);
+      // The device supervisor never used up its restart budget, and the uno never noticed.
+      expect(events({ device: "ghost", type: "gave_up" })).toEqual([]);
+      expect(hub.device("uno")?.status).toBe("online");
+      expect(events({ device: "uno", type: "backoff" }).length).toBeLessThanOrEqual(1); // its one reconnect
+    });
+
+    it("restarts the link when the Firmata handshake fails", async () => {
+      await until(() => muteOpens >= 2, 25_000, "a second open after the failed handshake");
+      expect(hub.device("mute")?.status).not.toBe("online");
+      const exited = events({ device: "mute", type: "exited" }).find((e) => e.path === "hub/fleet/mute/link");
+      expect(String(exited?.reason)).toMatch(/no Firmata handshake within 8000 ms/);
+      expect(mutePorts[0]?.destroyed).toBe(true); // the failed link closed its port
+    }, 30_000);
+
+    it("accepts a serial device added at run time", async () => {
+      const view = await hub.addDevice({
+        id: "nano-2",
+        board: "nano",
+        link: { type: "serial", path: "/dev/ttyNOPE" },
+      });
+      expect(view).toMatchObject({ id: "nano-2", link: "serial" });
+      await until(() => hub.device("nano-2")?.status === "down", 5000, "nano-2 down");
+      expect(hub.device("nano-2")?.reason).toMatch(/\/dev\/ttyNOPE not found/);
+      await hub.removeDevice("nano-2");
+    });
+  },
+);
