@@ -9,6 +9,7 @@ import {
   deadPort,
   type HubClient,
   hubClient,
+  ManualClock,
   startBroker,
   type TestBroker,
   tempDir,
@@ -312,6 +313,76 @@ describe("pi-agent against a real broker and a virtual sysfs", () => {
     const buffered = after.filter((m) => m.ts > downAt && m.ts < upAt);
     expect(buffered.length).toBeGreaterThanOrEqual(20); // taken while the broker was down, delivered after
     expect(new Set(buffered.map((m) => m.value)).size).toBeGreaterThan(10); // each kept its own value
+  });
+
+  it("takes its time from the injected clock: one reading per period, ts and uptime from that clock", async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const t = tempDir();
+    cleanups.push(t.remove);
+    const sys = await createVirtualSysfs(join(t.dir, "root"));
+    cleanups.push(() => sys.close());
+    sys.addDs18b20(W1_ADDRESS, 21);
+    sys.addIio("bme280", { temp: 20 });
+    const broker = await startBroker(0, { "pi-1": "secret-pi-1" });
+    cleanups.push(() => broker.close());
+    const hub = await hubClient(broker.port, [`${T}/#`]);
+    cleanups.push(() => hub.close());
+    const config = testConfig(broker.port, sys.root, join(t.dir, "state"), {
+      heartbeatMs: 5000,
+      sensors: [
+        { id: "water", kind: "ds18b20", address: W1_ADDRESS, periodMs: 1000 },
+        { id: "air", kind: "iio", device: "bme280", channel: "temp", periodMs: 2500 },
+      ],
+      outputs: [],
+    });
+    const agent = new Agent({ config, clock });
+    cleanups.push(() => agent.stop());
+    await agent.start();
+    const count = (s: string) => hub.json<Telemetry>(`${T}/telemetry/${s}`).length;
+    await hub.until(
+      () => count("water") === 1 && count("air") === 1 && hub.json(`${T}/heartbeat`).length === 1,
+    );
+    for (let i = 1; i <= 5; i++) {
+      clock.advance(1000);
+      await hub.until(() => count("water") === i + 1, 5000, `reading ${i}`);
+    }
+    await hub.until(() => hub.json(`${T}/heartbeat`).length === 2 && count("air") === 3);
+    await new Promise((r) => setTimeout(r, 200)); // real time passes; the agent's does not
+    expect(hub.json<Telemetry>(`${T}/telemetry/water`).map((m) => m.ts - 1_700_000_000_000)).toEqual([
+      0, 1000, 2000, 3000, 4000, 5000,
+    ]);
+    expect(hub.json<Telemetry>(`${T}/telemetry/air`).map((m) => m.ts - 1_700_000_000_000)).toEqual([
+      0, 2500, 5000,
+    ]);
+    expect(hub.json<{ ts: number; uptimeS: number }>(`${T}/heartbeat`)).toMatchObject([
+      { ts: 1_700_000_000_000, uptimeS: 0 },
+      { ts: 1_700_000_005_000, uptimeS: 5 },
+    ]);
+  });
+
+  it("keeps retrying, without publishing, when the broker refuses its token", async () => {
+    const broker = await startBroker(0, { "pi-1": "another-token" });
+    cleanups.push(() => broker.close());
+    const t = tempDir();
+    cleanups.push(t.remove);
+    const sys = await createVirtualSysfs(join(t.dir, "root"));
+    cleanups.push(() => sys.close());
+    sys.addDs18b20(W1_ADDRESS, 21);
+    const agent = new Agent({
+      config: testConfig(broker.port, sys.root, join(t.dir, "state"), {
+        sensors: [{ id: "water", kind: "ds18b20", address: W1_ADDRESS, periodMs: 50 }],
+        outputs: [],
+      }),
+    });
+    cleanups.push(() => agent.stop());
+    const reasons: string[] = [];
+    agent.on("offline", (e) => reasons.push(e.reason));
+    await agent.start();
+    await waitFor(() => reasons.length >= 3, 5000, "refused attempts");
+    expect(reasons[0]).toMatch(/Not authorized/i);
+    expect(broker.logins.filter((l) => l.username === "pi-1").length).toBeGreaterThanOrEqual(3);
+    expect(agent.online).toBe(false);
+    expect(agent.buffered).toBeGreaterThan(0); // readings wait on disk for a fixed token
   });
 
   it("reconnects with growing, jittered delays while the broker is down", async () => {

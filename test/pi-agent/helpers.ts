@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Aedes, type Client } from "aedes";
 import { connect, type MqttClient } from "mqtt";
+import type { Clock, TimerHandle } from "../../firmware/pi-agent/src/clock.ts";
 import type { AgentConfig, AgentConfigInput } from "../../firmware/pi-agent/src/config.ts";
 import { parseConfig } from "../../firmware/pi-agent/src/config.ts";
 
@@ -188,4 +189,51 @@ export async function deadPort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise<void>((r) => server.close(() => r()));
   return port;
+}
+
+/** A clock that moves only when told to: timers fire inside {@link ManualClock.advance}, in time order. */
+export class ManualClock implements Clock {
+  private wall: number;
+  private mono = 0;
+  private nextId = 1;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+
+  constructor(startEpochMs = 1_700_000_000_000) {
+    this.wall = startEpochMs;
+  }
+
+  now(): number {
+    return this.wall;
+  }
+
+  monotonic(): number {
+    return this.mono;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.mono + Math.max(0, ms), fn });
+    return id as unknown as TimerHandle;
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    this.timers.delete(handle as unknown as number);
+  }
+
+  /** Moves time forward by `ms`, firing every timer that falls due on the way. */
+  advance(ms: number): void {
+    const end = this.mono + ms;
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers)
+        if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.wall += next[1].at - this.mono;
+      this.mono = next[1].at;
+      next[1].fn();
+    }
+    this.wall += end - this.mono;
+    this.mono = end;
+  }
 }

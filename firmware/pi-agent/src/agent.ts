@@ -64,6 +64,9 @@ interface Reply {
   error?: string;
 }
 
+/** While a sensor keeps failing the same way, one warning per this many rejected readings. */
+const REJECTION_LOG_EVERY = 100;
+
 /** Replies are remembered by command id so a QoS 1 redelivery is answered again without acting twice. */
 const REMEMBERED_REPLIES = 128;
 
@@ -196,21 +199,29 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private startSampling(sensor: SensorConfig, reader: SensorReader): void {
     let busy = false;
+    /** Rejections in a row, and the code of the last one: a dead sensor logs once per streak, not every period. */
+    let streak = 0;
+    let lastCode = "";
     const log = this.log.child({ sensor: sensor.id });
     const sample = async () => {
       if (busy || this.stopping) return; // a slow bus (1-Wire conversions take ~750 ms): skip, do not pile up
       busy = true;
+      const ts = this.clock.now(); // when the reading was asked for (a DS18B20 converts during the read)
       try {
         const reading = await reader();
         if (this.stopping) return;
-        this.record(sensor.id, reading.value);
+        if (streak > 0) log.info({ rejectedInARow: streak }, "sensor reads again");
+        streak = 0;
+        lastCode = "";
+        this.record(sensor.id, reading.value, ts);
       } catch (err) {
         if (err instanceof SensorReadError) {
           this.rejectedCounts[sensor.id] = (this.rejectedCounts[sensor.id] ?? 0) + 1;
-          log.warn(
-            { code: err.code, err: err.message, rejected: this.rejectedCounts[sensor.id] },
-            "reading rejected",
-          );
+          streak++;
+          if (err.code !== lastCode || streak % REJECTION_LOG_EVERY === 0) {
+            log.warn({ code: err.code, err: err.message, rejectedInARow: streak }, "reading rejected");
+          }
+          lastCode = err.code;
           this.emit("rejected", { sensor: sensor.id, code: err.code, message: err.message });
         } else {
           log.error({ err }, "cannot record reading");
@@ -224,12 +235,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Buffers one reading with the next seq of its sensor, then lets the pump publish it. */
-  private record(sensor: string, value: number | boolean | string): void {
+  private record(sensor: string, value: number | boolean | string, ts: number): void {
     const state = this.state as AgentState;
     const reading: BufferedReading = {
       s: sensor,
       v: value,
-      ts: this.clock.now(),
+      ts,
       seq: state.peekSeq(sensor),
     };
     (this.queue as DiskQueue<BufferedReading>).append(reading);
