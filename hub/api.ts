@@ -7,8 +7,10 @@
  * JSON, 503/504 from the hub (device offline, no confirmation), 500 for anything unexpected (logged, never leaked).
  *
  * Auth: bound to a loopback address, everything is open (the machine's own users). Bound elsewhere, mutating routes
- * (POST, DELETE) need `Authorization: Bearer <token>`; reads stay open. Requiring `application/json` on bodies
- * also means a browser page from another origin cannot post here without a CORS preflight, which is never granted.
+ * (POST, DELETE) need `Authorization: Bearer <token>`; reads stay open. Browsers are kept out of what is open:
+ * bodies must be `application/json` (a cross-origin page cannot send that without a CORS preflight, never granted);
+ * a mutating request or `/api/live` upgrade whose `Origin` is not this server is refused (403 `bad_origin`); and a
+ * loopback-bound hub refuses a `Host` that is not a loopback name (403 `bad_host`), which defeats DNS rebinding.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -83,6 +85,37 @@ export function isLoopbackHost(host: string): boolean {
   return (
     h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h)
   );
+}
+
+/** The host part of a `Host` header value (`[::1]:8080` → `::1`), or `undefined` when it cannot be parsed. */
+function hostnameOf(hostHeader: string): string | undefined {
+  try {
+    return new URL(`http://${hostHeader}`).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a request came from this server's own pages or from a non-browser client: no `Origin` header, or one
+ * whose host and port are the request's `Host`.
+ */
+export function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === new URL(`http://${req.headers.host ?? ""}`).host;
+  } catch {
+    return false;
+  }
+}
+
+/** For a loopback-bound server: whether the request's `Host` names a loopback address (absent is allowed). */
+export function loopbackHostHeader(req: IncomingMessage): boolean {
+  const header = req.headers.host;
+  if (header === undefined) return true;
+  const name = hostnameOf(header);
+  return name !== undefined && isLoopbackHost(name);
 }
 
 /** Compares a presented bearer token with the expected one in constant time (both hashed to equal length first). */
@@ -476,6 +509,8 @@ interface Dispatcher {
   requireToken: boolean;
   maxBodyBytes: number;
   staticDir: string | undefined;
+  /** Bound to a loopback address: `Host` must name one. */
+  loopback: boolean;
   log: Logger;
 }
 
@@ -490,6 +525,15 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, d: Dispatcher
   const url = new URL(req.url ?? "/", "http://localhost");
   const path = url.pathname;
   const method = req.method === "HEAD" ? "GET" : (req.method ?? "GET");
+  if (d.loopback && !loopbackHostHeader(req)) {
+    sendError(
+      res,
+      403,
+      "bad_host",
+      "this hub only answers requests addressed to a loopback name (127.0.0.1, localhost)",
+    );
+    return;
+  }
   if (path === "/api/health") {
     if (method !== "GET") {
       sendError(res, 405, "method_not_allowed", `${req.method} not allowed on /api/health`, { allow: "GET" });
@@ -521,6 +565,10 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, d: Dispatcher
     return;
   }
   const { route, params } = found;
+  if (route.method !== "GET" && !sameOrigin(req)) {
+    sendError(res, 403, "bad_origin", `requests from ${req.headers.origin} may not change this hub`);
+    return;
+  }
   if (route.method !== "GET" && !authorised(req, d)) {
     sendError(res, 401, "unauthorized", "this endpoint needs Authorization: Bearer <api token>", {
       "www-authenticate": 'Bearer realm="ganglion"',
@@ -587,14 +635,21 @@ export function startApi(options: ApiOptions): Promise<RunningApi> {
     requireToken,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     staticDir: options.staticDir,
+    loopback: isLoopbackHost(options.host),
     log,
   };
   const server = createServer((req, res) => handle(req, res, dispatcher));
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   let live: LiveServer | undefined;
-  if (options.view) live = attachLive(server, { ...options.live, view: options.view, logger: log });
-  else {
+  if (options.view) {
+    live = attachLive(server, {
+      ...options.live,
+      view: options.view,
+      logger: log,
+      allowUpgrade: (req) => sameOrigin(req) && (!dispatcher.loopback || loopbackHostHeader(req)),
+    });
+  } else {
     server.on("upgrade", (_req, socket) => {
       socket.end("HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     });

@@ -25,6 +25,8 @@ export interface LiveOptions {
   maxBufferedBytes?: number;
   /** Ping period; a client that missed the previous ping is dropped (default 30 s). */
   pingIntervalMs?: number;
+  /** Refuses an upgrade (403) when this returns false, e.g. a foreign `Origin`. Default: all allowed. */
+  allowUpgrade?: (req: IncomingMessage) => boolean;
   logger?: Logger;
 }
 
@@ -114,6 +116,7 @@ export function attachLive(server: Server, options: LiveOptions): LiveServer {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (path !== livePath) return refuse(socket, "404 Not Found");
     if (closed) return refuse(socket, "503 Service Unavailable");
+    if (options.allowUpgrade && !options.allowUpgrade(req)) return refuse(socket, "403 Forbidden");
     wss.handleUpgrade(req, socket, head, (ws) => {
       const client: Client = { ws, alive: true, inFlight: 0, behind: false };
       clients.add(client);

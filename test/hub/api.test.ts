@@ -354,6 +354,41 @@ describe("auth", () => {
     expect((await call(url, "GET", "/api/devices")).status).toBe(200);
   });
 
+  it("bound to loopback, refuses a Host that is not a loopback name (DNS rebinding)", async () => {
+    const { url } = await start();
+    const { port } = new URL(url);
+    const answer = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port, path: "/api/devices", headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    expect(await answer(`evil.example:${port}`)).toBe(403);
+    expect(await answer(`localhost:${port}`)).toBe(200);
+    expect(await answer(`[::1]:${port}`)).toBe(200);
+    expect(await answer(`127.0.0.1:${port}`)).toBe(200);
+  });
+
+  it("refuses mutating requests from another origin, accepts its own", async () => {
+    const { url, view } = await start();
+    const foreign = await post(
+      url,
+      "/api/devices/uno-1/commands",
+      { target: "led", op: "on" },
+      {
+        origin: "http://evil.example",
+      },
+    );
+    expect(foreign.status).toBe(403);
+    expect(errorCode(foreign)).toBe("bad_origin");
+    expect(view.commands).toEqual([]);
+    const own = await post(url, "/api/devices/uno-1/commands", { target: "led", op: "on" }, { origin: url });
+    expect(own.status).toBe(200);
+  });
+
   it("on loopback without token mode, mutating routes are open", async () => {
     const { url } = await start();
     const res = await call(url, "DELETE", "/api/devices/pi-1");

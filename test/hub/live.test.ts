@@ -169,6 +169,19 @@ describe("/api/live", () => {
     expect(view.subscriberCount).toBe(0);
   });
 
+  it("refuses an upgrade from a foreign origin", async () => {
+    const { wsUrl } = await start();
+    const ws = new WebSocket(wsUrl, { origin: "http://evil.example" });
+    sockets.push(ws);
+    const status = await new Promise<number>((resolve) =>
+      ws.once("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0)),
+    );
+    expect(status).toBe(403);
+    const own = await connect(wsUrl, { origin: wsUrl.replace("ws:", "http:").replace("/api/live", "") });
+    await own.until((m) => m.length >= 1);
+    expect(own.messages[0]?.type).toBe("snapshot");
+  });
+
   it("refuses WebSocket upgrades on other paths", async () => {
     const { wsUrl } = await start();
     const ws = new WebSocket(wsUrl.replace("/api/live", "/api/other"));
