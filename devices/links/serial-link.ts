@@ -88,7 +88,10 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
   const log = hub.log.child({ device, port });
   const path = `hub/fleet/${device}`;
 
+  const parts = [...config.sensors, ...config.actuators].map((p) => p.id);
+  /** The device, and its parts (whose actors stop with the link), are offline or down with `reason`. */
   const setStatus = (status: "offline" | "down", reason: string) => {
+    for (const part of parts) hub.state.setHealth(device, part, status === "down" ? "down" : "restarting");
     if (!hub.state.setStatus(device, status, reason)) return;
     const ts = getClock().now();
     hub.store.appendStatus({ device, status, ts, reason });

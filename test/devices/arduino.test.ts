@@ -7,7 +7,8 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Duplex } from "node:stream";
+import { Duplex } from "node:stream";
+import mqtt from "mqtt";
 import pino from "pino";
 import { SerialPortMock } from "serialport";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -40,12 +41,32 @@ async function until<T>(
   }
 }
 
+/**
+ * The USB cable between hub and board: passes bytes both ways, and can go quiet from the board's side (a loose
+ * wire, a board that stopped sending) while the port itself stays open. Ends when the board's stream ends.
+ */
+class Cable extends Duplex {
+  quiet = false;
+  constructor(readonly board: Duplex) {
+    super();
+    board.on("data", (chunk: Buffer) => {
+      if (!this.quiet) this.push(chunk);
+    });
+    board.once("close", () => this.destroy());
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (error?: Error | null) => void): void {
+    this.board.write(chunk, cb);
+  }
+}
+
 let hub: RunningHub;
 let uno: EmulatedBoard;
 let dataDir: string;
 let unoOpens = 0;
 let muteOpens = 0;
 const mutePorts: Duplex[] = [];
+const cables: Cable[] = [];
 
 const events = (query: { device?: string; type?: string }): HubEvent[] =>
   hub.events({ limit: 10_000, ...query }) as HubEvent[];
@@ -66,7 +87,9 @@ beforeAll(async () => {
     if (device === "uno") {
       unoOpens++;
       // The first open finds the board already running; reopening resets it, as a Uno's DTR line does.
-      return unoOpens === 1 ? uno.serial : uno.openSerial();
+      const cable = new Cable(unoOpens === 1 ? uno.serial : uno.openSerial());
+      cables.push(cable);
+      return cable;
     }
     const port = await mock(link, device);
     if (device === "mute") {
@@ -126,6 +149,19 @@ describe.skipIf(!existsSync(HEX))(
       const stats = await call<BoardStats>({ via: hub.context.names, key: boardName("uno") }, { t: "stats" });
       expect(stats).toMatchObject({ phase: "ready", firmware: expect.stringMatching(/ganglion/i) });
       expect(stats.heartbeats).toBeGreaterThanOrEqual(1);
+      // The hub publishes the board's retained status on its behalf.
+      const viewer = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0, ...hub.hubLogin() });
+      try {
+        const status = new Promise<string>((resolve) => {
+          viewer.on("message", (topic, payload, packet) => {
+            if (topic === "ganglion/uno/status" && packet.retain) resolve(payload.toString());
+          });
+        });
+        await viewer.subscribeAsync("ganglion/uno/status", { qos: 1 });
+        expect(await status).toBe("online");
+      } finally {
+        await viewer.endAsync(true);
+      }
     });
 
     it("turns a voltage on A0 into readings, stored and in the device view; A1 as an LM35 in °C", async () => {
@@ -243,6 +279,18 @@ describe.skipIf(!existsSync(HEX))(
       );
     });
 
+    it("marks a board that stops sending heartbeats offline after 3 periods and restarts its link", async () => {
+      const link = pid(linkName("uno"));
+      const quietAt = Date.now();
+      (cables.at(-1) as Cable).quiet = true; // nothing more arrives from the board; the port stays open
+      await until(() => hub.device("uno")?.status === "offline", 6000, "uno offline when silent");
+      expect(Date.now() - quietAt).toBeGreaterThanOrEqual(1900); // 3 × 1000 ms after the last heartbeat
+      expect(hub.device("uno")?.reason).toMatch(/no heartbeat for 3000 ms/);
+      await until(() => hub.device("uno")?.status === "online", 15_000, "uno back online");
+      expect(pid(linkName("uno"))).not.toBe(link);
+      await until(async () => (await led()) === "high", 5000, "LED re-applied after the silence");
+    });
+
     it("backs off a board whose port does not exist, shows it down with the reason, and leaves the others alone", async () => {
       const ghost = await until(() =>
         hub.device("ghost")?.status === "down" ? hub.device("ghost") : undefined,
@@ -264,7 +312,10 @@ describe.skipIf(!existsSync(HEX))(
       // The device supervisor never used up its restart budget, and the uno never noticed.
       expect(events({ device: "ghost", type: "gave_up" })).toEqual([]);
       expect(hub.device("uno")?.status).toBe("online");
-      expect(events({ device: "uno", type: "backoff" }).length).toBeLessThanOrEqual(1); // its one reconnect
+      // Its parts are shown down with it.
+      expect(hub.device("ghost")?.sensors.map((p) => p.health)).toEqual(["down"]);
+      // The uno restarted its link only for its own two losses (pulled cable, silent board).
+      expect(events({ device: "uno", type: "backoff" }).length).toBe(2);
     });
 
     it("restarts the link when the Firmata handshake fails", async () => {
