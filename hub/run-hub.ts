@@ -4,6 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import pino, { type Logger } from "pino";
 import { demoFleet } from "../simulator/demo.ts";
 import { PortInUseError } from "./api.ts";
@@ -22,9 +23,12 @@ export interface RunHubOptions {
   dataDir?: string;
   apiToken?: string;
   simulate?: boolean;
-  /** Directory served at `/` (the dashboard). */
+  /** Directory served at `/` (default: the built dashboard, {@link DASHBOARD_DIR}). */
   staticDir?: string;
 }
+
+/** The dashboard's bundle, built by `npm install` (the `prepare` script) or `npm run build:dashboard`. */
+export const DASHBOARD_DIR = fileURLToPath(new URL("./dashboard/dist/", import.meta.url));
 
 /** A port clash or another start failure the CLI reports in one line with an exit code. */
 export class HubStartError extends Error {
@@ -74,6 +78,8 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
     const taken = new Set(config.devices.map((d) => d.id));
     for (const device of demo.devices) if (!taken.has(device.id)) config.devices.push(device);
   }
+  const staticDir = options.staticDir ?? DASHBOARD_DIR;
+  const dashboardBuilt = existsSync(join(staticDir, "index.html"));
   let hub: RunningHub;
   try {
     hub = await startHub({
@@ -85,7 +91,7 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
       ...(options.mqttHost === undefined ? {} : { mqttHost: options.mqttHost }),
       ...(options.mqttPort === undefined ? {} : { mqttPort: options.mqttPort }),
       ...(options.apiToken === undefined ? {} : { apiToken: options.apiToken }),
-      ...(options.staticDir === undefined ? {} : { staticDir: options.staticDir }),
+      ...(dashboardBuilt ? { staticDir } : {}),
     });
   } catch (err) {
     const cause = rootCause(err);
@@ -96,6 +102,8 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
   }
   console.log(`ganglion: http listening on ${hub.httpUrl}`);
   console.log(`ganglion: mqtt listening on ${hub.mqttUrl}`);
+  if (dashboardBuilt) console.log(`ganglion: dashboard at ${hub.httpUrl}/`);
+  else log.warn({ staticDir }, "the dashboard is not built; run npm run build:dashboard to serve it at /");
   if (demo !== undefined) {
     await demo.start(hub.mqttUrl);
     const first = demo.devices[0]?.id ?? "greenhouse-pi";

@@ -1,0 +1,39 @@
+// Bundles the dashboard into hub/dashboard/dist (index.html, app.js, app.css). Run by `npm install`/`npm ci`
+// (the root package's `prepare` script) and by `npm run build:dashboard`; `--watch` rebuilds on change.
+import { copyFile, mkdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as esbuild from "esbuild";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, "dist");
+const watch = process.argv.includes("--watch");
+
+await rm(out, { recursive: true, force: true });
+await mkdir(out, { recursive: true });
+await copyFile(join(here, "index.html"), join(out, "index.html"));
+
+const options = {
+  entryPoints: { app: join(here, "src/main.tsx") },
+  outdir: out,
+  bundle: true,
+  format: "esm",
+  target: "es2022",
+  minify: !watch,
+  sourcemap: true,
+  jsx: "automatic",
+  jsxImportSource: "preact",
+  legalComments: "linked",
+  logLevel: watch ? "info" : "warning",
+};
+
+if (watch) {
+  const ctx = await esbuild.context(options);
+  await ctx.watch();
+} else {
+  const result = await esbuild.build({ ...options, metafile: true });
+  const bytes = Object.entries(result.metafile.outputs)
+    .filter(([file]) => !file.endsWith(".map"))
+    .reduce((n, [, o]) => n + o.bytes, 0);
+  console.log(`dashboard: built hub/dashboard/dist (${Math.round(bytes / 1024)} KiB)`);
+}

@@ -1,0 +1,15 @@
+/** Entry point: builds the store, connects it to `/api/live` on this page's host, renders the app. */
+import { render } from "preact";
+import { App } from "./app.tsx";
+import { connectLive } from "./live.ts";
+import { DashboardStore } from "./state.ts";
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+
+const store = new DashboardStore();
+const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+connectLive(`${scheme}//${location.host}/api/live`, {
+  message: (msg) => store.receive(msg),
+  connection: (state) => store.setConnection(state),
+});
+render(<App store={store} />, document.getElementById("app")!);
