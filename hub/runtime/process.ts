@@ -65,6 +65,9 @@ const QUEUED = 4; // on the run queue
 const BUSY = 5; // handler process awaiting an async handler
 const EXITED = 6;
 
+/** Messages a handler process takes per run before going to the back of the run queue. */
+const HANDLER_BATCH = 256;
+
 let nextRef = 0;
 /** A unique integer reference (make_ref). */
 export function makeRef(): number {
@@ -197,7 +200,7 @@ export class Process implements Runnable {
     const mailbox = this.mailbox as Queue<unknown>;
     const handler = this.handler as MessageHandler;
     this.state = RUNNING;
-    for (let n = 0; n < 64 && mailbox.length > 0; n++) {
+    for (let n = 0; n < HANDLER_BATCH && mailbox.length > 0; n++) {
       const msg = mailbox.shift();
       let result: undefined | Promise<unknown>;
       try {

@@ -55,17 +55,16 @@ describe("isolated (worker-thread) processes", () => {
       ],
     });
     const driver = whichChildren(sup)[0]?.pid as Pid;
-    // A 10 ms timer on the main thread: its lateness shows whether the thread stayed free.
-    let worstLateMs = 0;
-    let last = performance.now();
+    // A 10 ms timer on the main thread keeps firing while the driver spins: the thread stayed free.
+    let ticks = 0;
     const ticker = setInterval(() => {
-      const now = performance.now();
-      worstLateMs = Math.max(worstLateMs, now - last - 10);
-      last = now;
+      ticks++;
     }, 10);
     try {
       const err = await call(driver, { op: "spin" }, 300).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CallTimeoutError);
+      // ~30 expected in 300 ms; a blocked thread would give 0 or 1 (generous for a loaded 2-core machine).
+      expect(ticks).toBeGreaterThanOrEqual(8);
       // What a sensor actor does on a hang: kill the stuck driver; the supervisor restarts it.
       exit(driver, "kill");
       const restarted = await until(() => {
@@ -77,8 +76,6 @@ describe("isolated (worker-thread) processes", () => {
     } finally {
       clearInterval(ticker);
     }
-    // The worker's busy loop never blocked the main thread's timer (generous bound for a shared CI core).
-    expect(worstLateMs).toBeLessThan(250);
     await stopSupervisor(sup);
   });
 

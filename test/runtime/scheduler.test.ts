@@ -19,19 +19,36 @@ describe("fairness", () => {
         rounds++;
       }
     });
-    // While the pair runs flat out, a 5 ms timer keeps firing close to on time.
-    const lateness: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t0 = performance.now();
-      await sleep(5);
-      lateness.push(performance.now() - t0 - 5);
-    }
+    // While the pair runs flat out, the event loop keeps getting turns. Measured in CPU time between turns (not
+    // wall time), so a loaded machine that preempts the whole process does not make it flaky.
+    let turns = 0;
+    const gapsMs: number[] = [];
+    let last = process.cpuUsage();
+    await new Promise<void>((resolve) => {
+      const turn = () => {
+        const now = process.cpuUsage();
+        gapsMs.push((now.user - last.user + now.system - last.system) / 1000);
+        last = now;
+        if (++turns < 200) setImmediate(turn);
+        else resolve();
+      };
+      setImmediate(turn);
+    });
+    let timerFired = false;
+    setTimeout(() => {
+      timerFired = true;
+    }, 5);
+    await sleep(30);
     stop = true;
     exit(pong, "kill");
     exit(ping, "kill");
-    lateness.sort((a, b) => a - b);
     expect(rounds).toBeGreaterThan(1000);
-    expect(lateness[Math.floor(lateness.length / 2)]).toBeLessThan(20);
+    expect(timerFired).toBe(true);
+    // A slice is 1 ms of work. Process CPU time also counts GC helper threads, so judge the typical turn (p90)
+    // tightly and the worst one loosely; without the slice rule the loop would never get a turn at all.
+    gapsMs.sort((a, b) => a - b);
+    expect(gapsMs[Math.floor(gapsMs.length * 0.9)]).toBeLessThan(10);
+    expect(gapsMs[gapsMs.length - 1]).toBeLessThan(250);
   });
 
   it("a flood of casts to a server does not starve calls from plain code or timers", async () => {
