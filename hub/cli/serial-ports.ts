@@ -56,6 +56,7 @@ async function readAttr(dir: string, name: string): Promise<string | undefined> 
 export async function listFromSysfs(sysRoot = "/sys", devRoot = "/dev"): Promise<SerialPortInfo[]> {
   let names: string[];
   try {
+    sysRoot = await realpath(sysRoot);
     names = await readdir(join(sysRoot, "class/tty"));
   } catch {
     return [];

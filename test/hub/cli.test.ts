@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RunningApi, startApi } from "../../hub/api.ts";
+import { classifyPort, listFromSysfs } from "../../hub/cli/serial-ports.ts";
 import { parseFleetConfig, starterFleetYaml, verifyToken } from "../../hub/config.ts";
 import { FixtureHubView } from "./fixtures/fixture-hub-view.ts";
 
@@ -373,5 +374,60 @@ printf 'Reading | ' >&2; for i in 1 2 3 4 5; do printf '##########' >&2; done; p
       failing,
       /no answer from the bootloader on .*ttyFAKE: check --board \(mega expects wiring/,
     );
+  });
+});
+
+describe("serial port detection", () => {
+  it("flags Arduinos and their clones' USB chips by vendor id", () => {
+    expect(classifyPort({ path: "/dev/ttyACM0", vendorId: "2341", productId: "0043" })).toMatchObject({
+      likelyArduino: true,
+      chip: "Arduino",
+    });
+    for (const vendorId of ["2a03", "1a86", "0403", "10C4"]) {
+      expect(classifyPort({ path: "/dev/ttyUSB0", vendorId }).likelyArduino, vendorId).toBe(true);
+    }
+    expect(classifyPort({ path: "/dev/ttyUSB0", vendorId: "067b" }).likelyArduino).toBe(false);
+    expect(classifyPort({ path: "/dev/ttyS0" }).likelyArduino).toBe(false);
+  });
+
+  it("reads ports and their USB ids from sysfs when udev is missing", async () => {
+    const sys = join(dir, "sys");
+    const usb = join(sys, "devices/pci0000:00/usb1/1-1");
+    const iface = join(usb, "1-1:1.0");
+    await mkdir(join(iface, "tty/ttyACM0"), { recursive: true });
+    for (const [name, value] of [
+      ["idVendor", "2341\n"],
+      ["idProduct", "0043\n"],
+      ["manufacturer", "Arduino (www.arduino.cc)\n"],
+      ["serial", "85735313932351C0E1A1\n"],
+    ]) {
+      await writeFile(join(usb, name!), value!);
+    }
+    const phantom = join(sys, "devices/platform/serial8250/tty/ttyS1");
+    const uart = join(sys, "devices/pnp0/00:00");
+    await mkdir(phantom, { recursive: true });
+    await mkdir(uart, { recursive: true });
+    await mkdir(join(sys, "class/tty"), { recursive: true });
+    for (const [name, device] of [
+      ["ttyACM0", iface],
+      ["ttyS1", join(sys, "devices/platform/serial8250")],
+      ["ttyS0", uart],
+    ]) {
+      await mkdir(join(sys, "class/tty", name!));
+      await symlink(device!, join(sys, "class/tty", name!, "device"));
+    }
+    await mkdir(join(sys, "class/tty/tty1")); // a virtual terminal: no device link
+    await mkdir(join(sys, "class/tty/ptmx"));
+
+    expect(await listFromSysfs(sys, "/dev")).toEqual([
+      {
+        path: "/dev/ttyACM0",
+        vendorId: "2341",
+        productId: "0043",
+        manufacturer: "Arduino (www.arduino.cc)",
+        serialNumber: "85735313932351C0E1A1",
+      },
+      { path: "/dev/ttyS0" },
+    ]);
   });
 });
