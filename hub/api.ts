@@ -597,6 +597,13 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, d: Dispatcher
 }
 
 function handle(req: IncomingMessage, res: ServerResponse, d: Dispatcher): void {
+  if (d.log.isLevelEnabled("debug")) {
+    const started = performance.now();
+    res.once("finish", () => {
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      d.log.debug({ method: req.method, url: req.url, status: res.statusCode, ms }, "request");
+    });
+  }
   dispatch(req, res, d).catch((err: unknown) => {
     if (res.headersSent) {
       res.destroy();

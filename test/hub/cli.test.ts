@@ -297,6 +297,63 @@ describe("ganglion device add|remove", { timeout: 90_000 }, () => {
   });
 });
 
+describe("ganglion device add|remove with a real hub", { timeout: 120_000 }, () => {
+  it("reaches the running hub: the device is supervised, then stopped", async () => {
+    const config = join(dir, "real.yaml");
+    expect((await cli(["init", "--config", config])).code).toBe(0);
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("GANGLION_")));
+    const hub = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "hub/cli.ts",
+        "start",
+        "--config",
+        config,
+        "--data-dir",
+        join(dir, "real-data"),
+        "--http-port",
+        "0",
+        "--mqtt-port",
+        "0",
+      ],
+      { stdio: ["ignore", "pipe", "ignore"], env },
+    );
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        hub.stdout.on("data", (c: Buffer) => {
+          out += c.toString();
+          const match = /^ganglion: http listening on (http:\/\/\S+)$/m.exec(out);
+          if (match) resolve(match[1]!);
+        });
+        hub.once("exit", (code) => reject(new Error(`hub exited ${code}: ${out}`)));
+      });
+      const add = await cli(["device", "add", "pi-3", "--board", "pi", "--config", config, "--url", url]);
+      expect(add.code, add.stderr).toBe(0);
+      expect(add.stdout).toContain(`the hub at ${url} now runs pi-3`);
+      const device = (await (await fetch(`${url}/api/devices/pi-3`)).json()) as {
+        board: string;
+        link: string;
+      };
+      expect(device).toMatchObject({ board: "raspberry-pi", link: "mqtt" });
+      const tree = await (await fetch(`${url}/api/tree`)).text();
+      expect(tree).toContain('"path":"hub/fleet/pi-3"');
+
+      const remove = await cli(["device", "remove", "pi-3", "--config", config, "--url", url]);
+      expect(remove.code, remove.stderr).toBe(0);
+      expect((await fetch(`${url}/api/devices/pi-3`)).status).toBe(404);
+    } finally {
+      const exited = new Promise((resolve) => hub.once("exit", resolve));
+      hub.kill("SIGTERM");
+      const timer = setTimeout(() => hub.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  });
+});
+
 describe("ganglion boards", { timeout: 90_000 }, () => {
   it("lists serial ports as JSON (an empty list is fine without hardware)", async () => {
     const run = await cli(["boards", "--json"]);
