@@ -5,7 +5,8 @@
  * Backpressure. Each update is serialised once and written to every client. A client whose socket is not draining
  * (its `bufferedAmount` over `maxBufferedBytes`) is marked behind: from then on its updates are dropped, not
  * queued, and once what was already written has reached the kernel it is sent a fresh snapshot and resumes. A
- * slow dashboard thus costs at most about `maxBufferedBytes` of hub memory, and it never sees a stale state.
+ * slow dashboard thus costs at most about `maxBufferedBytes` (plus one snapshot) of hub memory, and it never sees
+ * a stale state.
  *
  * Keepalive: a ping every `pingIntervalMs`; a client that has not answered the previous ping is terminated (the
  * same rule as ws's documented heartbeat).
@@ -51,6 +52,11 @@ interface Client {
   inFlight: number;
   /** Updates are being dropped until a fresh snapshot is sent. */
   behind: boolean;
+  /**
+   * Unsent bytes beyond which the client is behind: the bound plus the last snapshot's size, so a snapshot larger
+   * than the bound (a big fleet) does not by itself make the next update trigger another snapshot, forever.
+   */
+  limit: number;
 }
 
 function refuse(socket: Duplex, status: string): void {
@@ -90,6 +96,7 @@ export function attachLive(server: Server, options: LiveOptions): LiveServer {
       client.ws.close(1011, "snapshot failed");
       return;
     }
+    client.limit = maxBuffered + Buffer.byteLength(text);
     send(client, text);
   };
 
@@ -98,7 +105,7 @@ export function attachLive(server: Server, options: LiveOptions): LiveServer {
     const text = JSON.stringify(update);
     for (const client of clients) {
       if (client.behind || client.ws.readyState !== WebSocket.OPEN) continue;
-      if (client.ws.bufferedAmount > maxBuffered) {
+      if (client.ws.bufferedAmount > client.limit) {
         client.behind = true;
         resyncs++;
         log.warn(
@@ -118,7 +125,7 @@ export function attachLive(server: Server, options: LiveOptions): LiveServer {
     if (closed) return refuse(socket, "503 Service Unavailable");
     if (options.allowUpgrade && !options.allowUpgrade(req)) return refuse(socket, "403 Forbidden");
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const client: Client = { ws, alive: true, inFlight: 0, behind: false };
+      const client: Client = { ws, alive: true, inFlight: 0, behind: false, limit: maxBuffered };
       clients.add(client);
       ws.on("pong", () => {
         client.alive = true;

@@ -128,6 +128,30 @@ describe("/api/live", () => {
     ]);
   });
 
+  it("does not resync a client that reads normally just because the snapshot is bigger than the bound", async () => {
+    const { api, view, wsUrl } = await start({ maxBufferedBytes: 16 * 1024 });
+    // A fleet whose snapshot (~12 MB) is far over the bound and the kernel's socket buffers.
+    for (let i = 0; i < 3000; i++) {
+      view.devicesById.set(`pi-${i}`, {
+        id: `pi-${i}`,
+        board: "raspberry-pi",
+        link: "mqtt",
+        status: "online",
+        sensors: [{ id: "temp", kind: "thermometer", unit: "x".repeat(4000), health: "ok", value: 1, ts: 1 }],
+      });
+    }
+    const client = await connect(wsUrl);
+    // Updates arrive while the snapshot is still on its way.
+    for (let i = 0; i < 50; i++) {
+      view.emit(reading(i));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await client.until((m) => m.at(-1)?.value === 49, 30_000);
+    expect(client.messages.filter((m) => m.type === "snapshot")).toHaveLength(1);
+    expect(api.live?.resyncs).toBe(0);
+    expect(client.messages.slice(1).map((m) => m.value)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
   it("serves a reconnecting client a new snapshot and keeps one hub subscription", async () => {
     const { api, view, wsUrl } = await start();
     const first = await connect(wsUrl);
