@@ -1,10 +1,10 @@
-import { readdirSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Agent, type BufferedReading } from "../../firmware/pi-agent/src/agent.ts";
 import { DiskQueue } from "../../firmware/pi-agent/src/buffer.ts";
 import type { AgentConfigInput } from "../../firmware/pi-agent/src/config.ts";
-import { createVirtualSysfs, type VirtualSysfs } from "../../simulator/pi/virtual-sysfs.ts";
+import { createVirtualSysfs, type VirtualSysfs, w1SlaveText } from "../../simulator/pi/virtual-sysfs.ts";
 import {
   deadPort,
   type HubClient,
@@ -383,6 +383,49 @@ describe("pi-agent against a real broker and a virtual sysfs", () => {
     expect(broker.logins.filter((l) => l.username === "pi-1").length).toBeGreaterThanOrEqual(3);
     expect(agent.online).toBe(false);
     expect(agent.buffered).toBeGreaterThan(0); // readings wait on disk for a fixed token
+  });
+
+  it("keeps running when GPIO cannot be set up, and picks the lines up once they can", async () => {
+    const t = tempDir();
+    cleanups.push(t.remove);
+    const root = join(t.dir, "root");
+    // A 1-Wire sensor but no GPIO class yet (as with a wrong gpioBase, or a line held by another program).
+    mkdirSync(join(root, "sys/bus/w1/devices", W1_ADDRESS), { recursive: true });
+    writeFileSync(join(root, "sys/bus/w1/devices", W1_ADDRESS, "w1_slave"), w1SlaveText(19));
+    const broker = await startBroker(0, { "pi-1": "secret-pi-1" });
+    cleanups.push(() => broker.close());
+    const hub = await hubClient(broker.port, [`${T}/#`]);
+    cleanups.push(() => hub.close());
+    const agent = new Agent({
+      config: testConfig(broker.port, root, join(t.dir, "state"), {
+        sensors: [
+          { id: "water", kind: "ds18b20", address: W1_ADDRESS, periodMs: 50 },
+          { id: "button", kind: "gpio-input", gpio: 17, periodMs: 50 },
+        ],
+        outputs: [{ id: "led", kind: "led", gpio: 27 }],
+      }),
+    });
+    cleanups.push(() => agent.stop());
+    const rejected: string[] = [];
+    agent.on("rejected", (r) => rejected.push(`${r.sensor}:${r.code}`));
+    await agent.start();
+    await hub.until((m) => m.filter((x) => x.topic === `${T}/telemetry/water`).length >= 3);
+    expect(rejected).toContain("button:io");
+    hub.client.publish(`${T}/cmd/led`, JSON.stringify({ id: "l1", op: "on" }), { qos: 1 });
+    await hub.until((m) => m.some((x) => x.topic === `${T}/reply`));
+    expect(hub.json(`${T}/reply`)[0]).toMatchObject({
+      id: "l1",
+      ok: false,
+      error: expect.stringMatching(/gpio 27: export failed/),
+    });
+
+    const sys = await createVirtualSysfs(root); // the GPIO class appears
+    cleanups.push(() => sys.close());
+    await hub.until((m) => m.some((x) => x.topic === `${T}/telemetry/button`), 5000, "button readings");
+    hub.client.publish(`${T}/cmd/led`, JSON.stringify({ id: "l2", op: "on" }), { qos: 1 });
+    await hub.until((m) => m.filter((x) => x.topic === `${T}/reply`).length === 2);
+    expect(hub.json(`${T}/reply`)[1]).toEqual({ id: "l2", ok: true });
+    expect(sys.readGpio(27)).toBe(1);
   });
 
   it("reconnects with growing, jittered delays while the broker is down", async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../firmware/pi-agent/src/clock.ts";
@@ -108,7 +108,6 @@ describe("IIO channels", () => {
     expect((await reader.read()).value).toBe(1013.25);
     const base = join(t.dir, "sys/bus/iio/devices");
     // Renumbered after a reboot: device1 vanishes, bme280 is now device5.
-    const { renameSync } = await import("node:fs");
     renameSync(join(base, "iio:device1"), join(base, "iio:device5"));
     await expect(reader.read()).rejects.toBeInstanceOf(SensorReadError);
     expect((await reader.read()).value).toBe(1013.25);
@@ -154,7 +153,6 @@ describe("sysfs GPIO", () => {
     cleanups.push(t.remove);
     const sys = await createVirtualSysfs(t.dir);
     cleanups.push(() => sys.close());
-    const { readFileSync } = await import("node:fs");
     const bootId = () => readFileSync(join(t.dir, "proc/sys/kernel/random/boot_id"), "utf8");
     const before = bootId();
     const gpio = new SysfsGpio(t.dir, { clock: systemClock });

@@ -147,9 +147,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     );
     await this.outputs.init();
     const io = { ioRoot: cfg.ioRoot, gpio: this.gpio, gpioBase: cfg.gpioBase };
-    const readers: [SensorConfig, SensorReader][] = [];
-    for (const sensor of cfg.sensors) readers.push([sensor, await openSensor(sensor, io)]);
-    for (const [sensor, reader] of readers) this.startSampling(sensor, reader);
+    for (const sensor of cfg.sensors) this.startSampling(sensor, openSensor(sensor, io));
     this.stoppers.push(every(this.clock, cfg.heartbeatMs, () => this.heartbeat()));
     this.connect();
   }

@@ -37,6 +37,8 @@ interface OutputState {
   blink: TimerHandle | undefined;
   /** Serialises writes to one line. */
   chain: Promise<void>;
+  /** Exported and made an output. */
+  ready: boolean;
 }
 
 /** Drives the configured outputs through sysfs GPIO. */
@@ -51,15 +53,33 @@ export class Outputs {
     private readonly log: Logger,
   ) {
     for (const config of outputs) {
-      this.states.set(config.id, { config, on: false, blink: undefined, chain: Promise.resolve() });
+      this.states.set(config.id, {
+        config,
+        on: false,
+        blink: undefined,
+        chain: Promise.resolve(),
+        ready: false,
+      });
     }
   }
 
-  /** Exports every output line and drives it off. */
+  /**
+   * Exports every output line and drives it off. A line that fails is logged and retried by its next command (whose
+   * reply carries the error if it fails again): one bad line does not keep the agent down.
+   */
   async init(): Promise<void> {
     for (const s of this.states.values()) {
-      await this.gpio.output(this.gpioBase + s.config.gpio, this.level(s, false));
+      try {
+        await this.setup(s);
+      } catch (err) {
+        this.log.error({ output: s.config.id, err: (err as Error).message }, "cannot set up output");
+      }
     }
+  }
+
+  private async setup(s: OutputState): Promise<void> {
+    await this.gpio.output(this.gpioBase + s.config.gpio, this.level(s, false));
+    s.ready = true;
   }
 
   /** The logical state of every output (`true` = on / closed), for logs and tests. */
@@ -123,6 +143,7 @@ export class Outputs {
 
   private async write(s: OutputState, on: boolean): Promise<void> {
     try {
+      if (!s.ready) await this.setup(s);
       await this.gpio.write(this.gpioBase + s.config.gpio, this.level(s, on));
     } catch (err) {
       throw new CommandError("io", (err as Error).message);

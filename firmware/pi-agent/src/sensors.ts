@@ -3,7 +3,7 @@ import type { SensorConfig } from "./config.ts";
 import type { SysfsGpio } from "./gpio.ts";
 import { IioReader } from "./sysfs/iio.ts";
 import { readDs18b20 } from "./sysfs/onewire.ts";
-import type { Reading } from "./sysfs/reading.ts";
+import { type Reading, SensorReadError } from "./sysfs/reading.ts";
 
 /** Reads a sensor once; rejects with a {@link SensorReadError} when the reading must not be published. */
 export type SensorReader = () => Promise<Reading>;
@@ -15,8 +15,12 @@ export interface SensorIo {
   gpioBase: number;
 }
 
-/** Prepares the sensor's hardware (exports input lines) and returns its reader. */
-export async function openSensor(sensor: SensorConfig, io: SensorIo): Promise<SensorReader> {
+/**
+ * Prepares the sensor's hardware (exports input lines) and returns its reader. Never fails: when the preparation
+ * fails (a line another program holds, a wrong `gpioBase`), the reader retries it at every sample and reports the
+ * failure as a rejected reading, so one bad sensor does not keep the agent, or its other sensors, down.
+ */
+export function openSensor(sensor: SensorConfig, io: SensorIo): SensorReader {
   switch (sensor.kind) {
     case "ds18b20":
       return () => readDs18b20(io.ioRoot, sensor.address);
@@ -26,8 +30,16 @@ export async function openSensor(sensor: SensorConfig, io: SensorIo): Promise<Se
     }
     case "gpio-input": {
       const line = io.gpioBase + sensor.gpio;
-      await io.gpio.input(line);
+      let ready = false;
       return async () => {
+        if (!ready) {
+          try {
+            await io.gpio.input(line);
+          } catch (err) {
+            throw new SensorReadError("io", (err as Error).message);
+          }
+          ready = true;
+        }
         const level = await io.gpio.read(line);
         return { value: (level === 1) !== sensor.activeLow };
       };
