@@ -95,7 +95,7 @@ function closed(client: MqttClient): Promise<void> {
   });
 }
 
-function nextMessage(client: MqttClient, topic: string, timeoutMs = 3000): Promise<Buffer> {
+function nextMessage(client: MqttClient, topic: string, timeoutMs = 8000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no message on ${topic}`)), timeoutMs);
     const onMessage = (t: string, payload: Buffer) => {
