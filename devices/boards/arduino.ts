@@ -236,8 +236,13 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
     }
   };
 
-  /** Pin modes and reporting; sent after the handshake and again after every board reset. */
+  /** Analog sampling: twice per the fastest analog sensor's period, within the firmware's 19 ms .. 1 s. */
+  const analogPeriods = config.sensors.filter((s) => ANALOG_KINDS.has(s.kind)).map((s) => s.periodMs);
+  const samplingMs = Math.max(19, Math.min(1000, Math.floor(Math.min(...analogPeriods, 2000) / 2)));
+
+  /** Pin modes, sampling and reporting; sent after the handshake and again after every board reset. */
   const configurePins = (state: State, io: FirmataIo) => {
+    io.setSamplingInterval(samplingMs);
     for (const input of state.inputs.values()) {
       if (input.channel !== null) {
         // firmata-io takes the analog channel here (and the firmware starts analog pins in ANALOG mode).

@@ -36,6 +36,7 @@ export interface FirmataIo {
   reportAnalogPin(channel: number, value: 0 | 1): void;
   reportDigitalPin(pin: number, value: 0 | 1): void;
   queryPinState(pin: number, callback: () => void): void;
+  setSamplingInterval(ms: number): void;
   sysexCommand(message: number[]): void;
 }
 

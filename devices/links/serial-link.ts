@@ -89,8 +89,12 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
   const path = `hub/fleet/${device}`;
 
   const parts = [...config.sensors, ...config.actuators].map((p) => p.id);
-  /** The device, and its parts (whose actors stop with the link), are offline or down with `reason`. */
-  const setStatus = (status: "offline" | "down", reason: string) => {
+  /**
+   * The link is lost: the device, and its parts (whose actors stop with the link), are `offline` with `reason`
+   * when it was online until now, and `down` when it fails again before coming back (an unplugged or dead board).
+   */
+  const lose = (reason: string) => {
+    const status = hub.state.status(device) === "online" ? "offline" : "down";
     for (const part of parts) hub.state.setHealth(device, part, status === "down" ? "down" : "restarting");
     if (!hub.state.setStatus(device, status, reason)) return;
     const ts = getClock().now();
@@ -124,7 +128,7 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
           handleCall: (req: LinkRequest, from: From<Duplex>, state: State) => {
             if (req.t === "fail") {
               log.warn({ reason: req.reason }, `${device}: board reports a dead serial link: ${req.reason}`);
-              setStatus("offline", req.reason);
+              lose(req.reason);
               return stop(new SerialLinkError(req.reason, true), state, undefined as unknown as Duplex);
             }
             if (state.stream !== null) return replyWith(state.stream, state);
@@ -151,7 +155,7 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
               case "open-failed": {
                 const reason = m.message;
                 log.error({ reason }, `${device}: cannot open serial port ${port}: ${reason}`);
-                setStatus("down", reason);
+                lose(reason);
                 return stop(new SerialLinkError(reason, false), state);
               }
               case "open-timeout": {
@@ -159,14 +163,14 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
                 if (state.stream !== null) return state;
                 const reason = `serial port ${port} did not open within ${OPEN_TIMEOUT_MS} ms: check the board's USB cable and that no other program holds the port`;
                 log.error(`${device}: ${reason}`);
-                setStatus("down", reason);
+                lose(reason);
                 return stop(new SerialLinkError(reason, false), state);
               }
               case "lost": {
                 if (m.stream !== state.stream) return state;
                 const reason = `serial port ${port} ${m.message}: check the USB cable; the hub reconnects by itself`;
                 log.error(`${device}: ${reason}`);
-                setStatus("offline", reason);
+                lose(reason);
                 return stop(new SerialLinkError(reason, true), state);
               }
               default:

@@ -20,6 +20,7 @@ import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { call, findNode } from "../../hub/runtime/index.ts";
 import type { HubEvent } from "../../hub/store.ts";
 import type { HubApiError } from "../../hub/view.ts";
+import type { PinChange } from "../../simulator/boards/avr-board.ts";
 import { type EmulatedBoard, startEmulatedBoard } from "../../simulator/boards/emulated-board.ts";
 
 const HEX = join(import.meta.dirname, "../../firmware/arduino/dist/ganglion-uno.hex");
@@ -107,8 +108,13 @@ beforeAll(async () => {
         sensors: [
           { id: "pot", kind: "analog", pin: "A0", periodMs: 100, staleMs: 5000 },
           { id: "temp", kind: "thermometer", unit: "°C", pin: "A1", periodMs: 100, staleMs: 5000 },
+          { id: "door", kind: "button", pin: 2, periodMs: 100, staleMs: 5000 },
         ],
-        actuators: [{ id: "led", kind: "led", pin: 13 }],
+        actuators: [
+          { id: "led", kind: "led", pin: 13 },
+          { id: "pump", kind: "relay", pin: 7 },
+          { id: "valve", kind: "servo", pin: 9 },
+        ],
       },
       {
         id: "ghost",
@@ -207,6 +213,66 @@ describe.skipIf(!existsSync(HEX))(
       await hub.command("uno", { target: "led", op: "toggle" });
       expect(await led()).toBe("high");
       expect(sensor("led")?.value).toBe(true);
+    });
+
+    it("reads a button on pin 2 and sends level changes at once", async () => {
+      // The emulator reads a floating pull-up pin as low, so the test drives the released level itself.
+      uno.setDigitalInput(2, true);
+      await until(() => sensor("door")?.value === true, 5000, "door released (high)");
+      const pressedAt = Date.now();
+      uno.setDigitalInput(2, false); // pressed: the button pulls the pin to ground
+      await until(() => sensor("door")?.value === false, 5000, "door pressed");
+      expect(Date.now() - pressedAt).toBeLessThan(2000);
+      uno.setDigitalInput(2, true);
+      await until(() => sensor("door")?.value === true, 5000, "door released again");
+      const levels = hub.telemetry({ device: "uno", sensor: "door" }).map((r) => r.value);
+      expect(levels).toContain(0);
+      expect(levels.at(-1)).toBe(1);
+      expect(sensor("door")?.health).toBe("ok");
+    });
+
+    it("closes and opens a relay, moves a servo, and blinks the LED on the runtime clock", async () => {
+      await hub.command("uno", { target: "pump", op: "close" });
+      expect((await uno.pinLevels())[7]).toBe("high");
+      await hub.command("uno", { target: "pump", op: "open" });
+      expect((await uno.pinLevels())[7]).toBe("low");
+
+      /** Widths (µs) of the pulses on pin 9 after the servo is sent to `deg`. */
+      const servoTo = async (deg: number): Promise<number[]> => {
+        const pulses: PinChange[] = [];
+        const onPin = (c: PinChange) => {
+          if (c.pin === 9) pulses.push(c);
+        };
+        await hub.command("uno", { target: "valve", op: "to", args: { deg } });
+        uno.on("pin", onPin);
+        await until(() => pulses.filter((c) => c.level === "low").length >= 4, 5000, "servo pulses on pin 9");
+        uno.off("pin", onPin);
+        return pulses.slice(1).flatMap((c, i) => {
+          const prev = pulses[i] as PinChange;
+          return prev.level === "high" && c.level === "low" ? [(c.cycles - prev.cycles) / 16] : [];
+        });
+      };
+      // 544..2400 µs is 0..180° (the firmware's pulse has a few tens of µs of its own offset).
+      const mid = await servoTo(90);
+      expect(mid.length).toBeGreaterThan(0);
+      for (const us of mid) expect(Math.abs(us - 1472)).toBeLessThan(60);
+      const full = await servoTo(180);
+      for (const us of full) expect(us - (mid[0] as number)).toBeGreaterThan(850);
+
+      const edges: PinChange[] = [];
+      const onLed = (c: PinChange) => {
+        if (c.pin === 13) edges.push(c);
+      };
+      uno.on("pin", onLed);
+      await hub.command("uno", { target: "led", op: "blink", args: { periodMs: 100 } });
+      await sleep(600);
+      await hub.command("uno", { target: "led", op: "on" }); // any other op ends the blinking
+      uno.off("pin", onLed);
+      expect(edges.length).toBeGreaterThanOrEqual(6);
+      const settled = edges.length;
+      await sleep(300);
+      expect(edges.length).toBe(settled);
+      expect(await led()).toBe("high");
     });
 
     it("counts garbage bytes on the wire and keeps reading", async () => {
