@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -105,6 +105,21 @@ describe("the bundled agent (dist/ganglion-agent.mjs)", () => {
     expect(await agent.exited).toBe(0);
     await hub.until((m) => m.at(-1)?.topic === `${T}/status` && m.at(-1)?.text === "offline");
   }, 40_000);
+
+  it("prints its usage with --help, and one line with exit 2 for a bad flag or no config", async () => {
+    const help = spawnSync(process.execPath, [BUNDLE, "--help"], { encoding: "utf8" });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^usage: ganglion-agent --config FILE/);
+    const bad = spawnSync(process.execPath, [BUNDLE, "--nope"], { encoding: "utf8" });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/--nope/);
+    const env = { ...process.env };
+    delete env.GANGLION_AGENT_CONFIG;
+    const none = spawnSync(process.execPath, [BUNDLE], { encoding: "utf8", env });
+    expect(none.status).toBe(2);
+    expect(none.stderr).toBe("ganglion-agent: no config: pass --config FILE or set GANGLION_AGENT_CONFIG\n");
+  });
 
   it("exits 2 with the bad key named when the config is invalid", async () => {
     const t = tempDir();
