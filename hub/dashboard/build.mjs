@@ -1,15 +1,17 @@
 // Bundles the dashboard into hub/dashboard/dist (index.html, app.js, app.css). Run by `npm install`/`npm ci`
-// (the root package's `prepare` script) and by `npm run build:dashboard`; `--watch` rebuilds on change.
-import { copyFile, mkdir, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+// (the root package's `prepare` script) and by `npm run build:dashboard`; `--watch` rebuilds on change;
+// `--outdir DIR` builds elsewhere (the end-to-end test builds the current sources into a temp dir).
+import { copyFile, mkdir } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, "dist");
+const outFlag = process.argv.indexOf("--outdir");
+const out = outFlag > 0 ? resolve(process.argv[outFlag + 1] ?? "") : join(here, "dist");
 const watch = process.argv.includes("--watch");
 
-await rm(out, { recursive: true, force: true });
+// Files are overwritten in place (no wipe first), so a hub serving this directory never sees it empty.
 await mkdir(out, { recursive: true });
 await copyFile(join(here, "index.html"), join(out, "index.html"));
 
@@ -35,5 +37,5 @@ if (watch) {
   const bytes = Object.entries(result.metafile.outputs)
     .filter(([file]) => !file.endsWith(".map"))
     .reduce((n, [, o]) => n + o.bytes, 0);
-  console.log(`dashboard: built hub/dashboard/dist (${Math.round(bytes / 1024)} KiB)`);
+  console.log(`dashboard: built ${out} (${Math.round(bytes / 1024)} KiB of JS and CSS)`);
 }

@@ -62,6 +62,7 @@ export function Sparkline({ series, load, epoch, label }: Props) {
       role="img"
       aria-label={`${label}: ${points} recent readings`}
       data-points={points}
+      data-first-ts={series?.ts[0]}
     />
   );
 }

@@ -1,0 +1,374 @@
+/**
+ * The dashboard end to end, in Debian's chromium driven by playwright-core (never a downloaded browser): the hub and
+ * the demo fleet (two virtual Pis running the real agent) in this process, the page built from the current sources;
+ * the reconnect step runs `ganglion start --simulate` processes instead, so the hub really goes away. One screenshot
+ * per step lands in test-results/dashboard/.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FleetConfigSchema } from "../../hub/config.ts";
+import { partName } from "../../hub/context.ts";
+import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { DASHBOARD_DIR } from "../../hub/run-hub.ts";
+import { exit } from "../../hub/runtime/index.ts";
+import type { DemoFleet } from "../../simulator/demo.ts";
+import { demoFleet } from "../../simulator/demo.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const SHOTS = join("test-results", "dashboard");
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) {
+  console.warn(
+    `SKIPPING test/e2e/dashboard.test.ts: ${CHROMIUM} is missing; install it with: apt-get install chromium`,
+  );
+}
+
+interface DemoHub {
+  hub: RunningHub;
+  demo: DemoFleet;
+  stop(): Promise<void>;
+}
+
+const silent = pino({ level: "silent" });
+
+/** The hub with the demo fleet, as `ganglion start --simulate` runs it, serving `staticDir` at `/`. */
+async function startDemoHub(dataDir: string, simDir: string, httpPort: number, staticDir: string) {
+  const demo = await demoFleet({ dir: simDir, logger: silent });
+  const config = FleetConfigSchema.parse({});
+  config.devices.push(...demo.devices);
+  const hub = await startHub({ config, dataDir, httpPort, mqttPort: 0, staticDir, logger: silent });
+  await demo.start(hub.mqttUrl);
+  let stopped = false;
+  return {
+    hub,
+    demo,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await demo.stop();
+      await hub.stop();
+    },
+  } satisfies DemoHub;
+}
+
+const hubProcesses: ChildProcess[] = [];
+
+/** Runs `ganglion start --simulate` in its own process; resolves once it printed its dashboard line. */
+async function startCliHub(args: string[]): Promise<{ dashboard: string; stop(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "hub/cli.ts", "start", "--simulate", "--mqtt-port", "0", ...args],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, GANGLION_LOG_LEVEL: "warn" } },
+  );
+  hubProcesses.push(child);
+  let err = "";
+  child.stderr?.on("data", (c: Buffer) => {
+    err += c.toString();
+  });
+  const dashboard = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /^ganglion: dashboard at (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(out);
+      // Wait for the simulated fleet too (the line after it), so the devices are on their way online.
+      if (m && /^ganglion: simulating /m.test(out)) resolve(m[1]!);
+    });
+    child.once("exit", (code) => reject(new Error(`ganglion start exited ${code}: ${out}${err}`)));
+  });
+  return {
+    dashboard,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** What the page records about itself (installed before its scripts run). */
+interface Marks {
+  /** performance.now() when the first device card appeared. */
+  devicesShownMs?: number;
+  /** Date.now() when the killed sensor's row first showed restart 1. */
+  restartShownAt?: number;
+}
+
+const WATCHED = "hub/fleet/tank-pi/sensors/water-temp";
+
+function installMarks(watched: string) {
+  const w = window as unknown as { __marks: Marks };
+  w.__marks = {};
+  new MutationObserver(() => {
+    const m = w.__marks;
+    if (m.devicesShownMs === undefined && document.querySelector("[data-device]")) {
+      m.devicesShownMs = performance.now();
+    }
+    const row = document.querySelector<HTMLElement>(`[data-path="${watched}"]`);
+    if (m.restartShownAt === undefined && row?.dataset.restarts === "1") m.restartShownAt = Date.now();
+  }).observe(document, {
+    subtree: true,
+    childList: true,
+    attributes: true,
+    attributeFilter: ["data-restarts"],
+  });
+}
+
+describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
+  let work: string;
+  let staticDir: string;
+  let current: DemoHub | undefined;
+  let port: number;
+  let context: BrowserContext;
+  let page: Page;
+  let step = 0;
+  let openedAt = 0;
+  const pageErrors: string[] = [];
+
+  const shot = async (name: string) => {
+    step++;
+    await page.screenshot({
+      path: join(SHOTS, `${String(step).padStart(2, "0")}-${name}.png`),
+      fullPage: true,
+    });
+  };
+  const sensorRow = (device: string, sensor: string) =>
+    page.locator(`[data-device="${device}"] [data-sensor="${sensor}"]`);
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "ganglion-e2e-"));
+    mkdirSync(SHOTS, { recursive: true });
+    // What `npm install` (prepare) builds, from the current sources; the hub processes below serve it too.
+    execFileSync(process.execPath, ["hub/dashboard/build.mjs"], { stdio: "pipe" });
+    staticDir = DASHBOARD_DIR;
+    current = await startDemoHub(join(work, "data"), join(work, "sim-1"), 0, staticDir);
+    port = Number(new URL(current.hub.httpUrl!).port);
+    // Let a few readings reach the history, so the sparklines have something to read.
+    await new Promise((r) => setTimeout(r, 2500));
+    context = await chromium.launchPersistentContext(join(work, "chromium-profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1400, height: 1000 },
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.addInitScript(installMarks, WATCHED);
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    for (const child of hubProcesses) if (child.exitCode === null) child.kill("SIGKILL");
+    await current?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("shows every device of the demo fleet with its sensor values, and the whole tree", async () => {
+    openedAt = Date.now();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    for (const device of current!.demo.devices) {
+      const card = page.locator(`[data-device="${device.id}"]`);
+      await card.waitFor({ timeout: 10_000 });
+      await expect
+        .poll(() => card.locator("[data-role=device-status]").textContent(), { timeout: 10_000 })
+        .toBe("online");
+      for (const sensor of device.sensors) {
+        // A number with its unit (or a switch state): the reading the hub holds, not the placeholder.
+        const value = sensorRow(device.id, sensor.id).locator("[data-role=value]");
+        await expect.poll(() => value.textContent(), { timeout: 15_000 }).not.toBe("—");
+        const text = (await sensorRow(device.id, sensor.id).locator("td.value").textContent()) ?? "";
+        expect(text).toMatch(
+          sensor.unit ? new RegExp(`^-?\\d+(\\.\\d+)? ${sensor.unit}$`) : /^(pressed|released)$/,
+        );
+      }
+      for (const actuator of device.actuators) {
+        expect(
+          await page.locator(`[data-device="${device.id}"] [data-actuator="${actuator.id}"]`).count(),
+        ).toBe(1);
+      }
+      // The tree has the device's supervisor and each of its parts, with status as text.
+      for (const part of [...device.sensors, ...device.actuators]) {
+        const item = page.locator(`[role=treeitem][data-path="hub/fleet/${device.id}/sensors/${part.id}"]`);
+        expect(await item.getAttribute("data-status")).toBe("running");
+        expect(await item.locator(".badge").first().textContent()).toBe("running");
+      }
+    }
+    const fleet = page.locator('[role=treeitem][data-path="hub/fleet"] > .row');
+    expect(await fleet.textContent()).toContain("budget 0 of 10 in 10 s");
+    const marks = await page.evaluate(() => ({
+      ...(window as unknown as { __marks: Marks }).__marks,
+      fcp: performance.getEntriesByName("first-contentful-paint")[0]?.startTime,
+    }));
+    console.log(
+      `dashboard: first contentful paint ${marks.fcp?.toFixed(0)} ms, device cards shown ${marks.devicesShownMs?.toFixed(0)} ms after navigation`,
+    );
+    expect(pageErrors).toEqual([]);
+    await shot("fleet");
+  }, 60_000);
+
+  it("renders sparklines from the telemetry history", async () => {
+    const spark = sensorRow("tank-pi", "water-temp").locator(".sparkline");
+    await expect
+      .poll(async () => Number(await spark.getAttribute("data-points")), { timeout: 10_000 })
+      .toBeGreaterThan(1);
+    // The first point is older than the page: it came from GET /api/devices/:id/telemetry, not from /api/live.
+    expect(Number(await spark.getAttribute("data-first-ts"))).toBeLessThan(openedAt);
+    // The canvas has drawn pixels.
+    const inked = await spark.evaluate((el) => {
+      const canvas = el.querySelector("canvas");
+      const ctx = canvas?.getContext("2d");
+      if (!canvas || !ctx) return 0;
+      const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
+      return n;
+    });
+    expect(inked).toBeGreaterThan(20);
+    await shot("sparklines");
+  }, 30_000);
+
+  it("shows a killed sensor actor's restart in the tree within 2 s, and the node running again", async () => {
+    const item = page.locator(`[role=treeitem][data-path="${WATCHED}"]`);
+    expect(await item.getAttribute("data-restarts")).toBe("0");
+    const pid = current!.hub.context.names.whereis(partName("tank-pi", "water-temp"));
+    expect(pid).toBeDefined();
+    const killedAt = Date.now();
+    exit(pid!, "kill");
+    await page.waitForSelector(
+      `[role=treeitem][data-path="${WATCHED}"][data-restarts="1"][data-status="running"]`,
+      {
+        timeout: 2000,
+      },
+    );
+    const shownAt = await page.evaluate(
+      () => (window as unknown as { __marks: Marks }).__marks.restartShownAt,
+    );
+    const row = item.locator(":scope > .row");
+    expect(await row.textContent()).toContain("1 restart");
+    expect(await row.textContent()).toContain("last exit: killed");
+    // The budget of its supervisor counts the restart.
+    const sensors = page.locator('[role=treeitem][data-path="hub/fleet/tank-pi/sensors"] > .row');
+    await expect.poll(() => sensors.textContent(), { timeout: 2000 }).toContain("budget 1 of 3 in 5 s");
+    // The restart flashed.
+    expect(await row.getAttribute("class")).toMatch(/flash-[ab]/);
+    // And the timeline has it.
+    const restarted = page.locator(`li.event[data-type="restarted"]`, { hasText: WATCHED });
+    await restarted.first().waitFor({ timeout: 2000 });
+    const events = (await (
+      await fetch(`http://127.0.0.1:${port}/api/events?type=restarted&device=tank-pi`)
+    ).json()) as { ts: number; path: string }[];
+    const event = events.find((e) => e.path === WATCHED);
+    expect(event).toBeDefined();
+    console.log(
+      `dashboard: restart shown ${shownAt! - killedAt} ms after the kill, ${shownAt! - event!.ts} ms after the hub's restarted event`,
+    );
+    await shot("restart");
+  }, 20_000);
+
+  it("filters the timeline by type and by device", async () => {
+    await page.selectOption("[data-role=filter-type]", "restarted");
+    const types = await page
+      .locator("li.event")
+      .evaluateAll((els) => els.map((e) => e.getAttribute("data-type")));
+    expect(types.length).toBeGreaterThan(0);
+    expect(new Set(types)).toEqual(new Set(["restarted"]));
+    await page.selectOption("[data-role=filter-type]", "");
+    await page.selectOption("[data-role=filter-device]", "greenhouse-pi");
+    const paths = await page.locator("li.event .path").allTextContents();
+    expect(paths.length).toBeGreaterThan(0);
+    for (const p of paths) expect(p.startsWith("hub/fleet/greenhouse-pi")).toBe(true);
+    await shot("timeline-filter");
+    await page.selectOption("[data-role=filter-device]", "");
+  }, 20_000);
+
+  it("is keyboard navigable: arrows move, Left/Enter collapse and expand", async () => {
+    const hub = page.locator('[role=treeitem][data-path="hub"]');
+    await hub.focus();
+    await page.keyboard.press("ArrowDown");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-path"))).toBe("hub/events");
+    expect(await page.locator('[data-path="hub/events"]').getAttribute("aria-selected")).toBe("true");
+    await page.keyboard.press("End");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-path"))).toBe("hub/api");
+    await page.keyboard.press("Home");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-path"))).toBe("hub");
+    await page.keyboard.press("ArrowLeft");
+    expect(await hub.getAttribute("aria-expanded")).toBe("false");
+    expect(await page.locator('[data-path="hub/fleet"]').count()).toBe(0);
+    await page.keyboard.press("Enter");
+    expect(await hub.getAttribute("aria-expanded")).toBe("true");
+    expect(await page.locator('[data-path="hub/fleet"]').count()).toBe(1);
+  }, 20_000);
+
+  it("drives the relay and the LED of a virtual Pi from the page's controls", async () => {
+    const pi = current!.demo.pis.get("tank-pi")!;
+    const pump = page.locator('[data-device="tank-pi"] [data-actuator="pump"]');
+    // Active-low relay on GPIO 22: closed drives the line low.
+    await pump.getByRole("button", { name: "Close" }).click();
+    await expect.poll(() => pi.sys.readGpio(22), { timeout: 5000 }).toBe(0);
+    await expect
+      .poll(() => pump.locator("[data-role=value]").textContent(), { timeout: 5000 })
+      .toBe("closed");
+    await pump.getByRole("button", { name: "Open" }).click();
+    await expect.poll(() => pi.sys.readGpio(22), { timeout: 5000 }).toBe(1);
+    const led = page.locator('[data-device="tank-pi"] [data-actuator="status-led"]');
+    await led.getByRole("button", { name: "On" }).click();
+    await expect.poll(() => pi.sys.readGpio(27), { timeout: 5000 }).toBe(1);
+    expect(await page.locator('[data-device="tank-pi"] [role=alert]').count()).toBe(0);
+    await shot("actuators");
+  }, 20_000);
+
+  it("shows 'disconnected' when the hub process stops and recovers when a new one starts on the same port", async () => {
+    // `ganglion start --simulate` processes (what npm start runs), serving the built dashboard: killing one is the
+    // hub going away for real, and the second must bind the port the first held.
+    await current?.stop();
+    current = undefined;
+    const dataDir = join(work, "cli-data");
+    const first = await startCliHub(["--http-port", "0", "--data-dir", dataDir]);
+    const url = first.dashboard;
+    await page.goto(url);
+    await page.locator("[data-connection=live]").waitFor({ timeout: 10_000 });
+    const status = (id: string) => page.locator(`[data-device="${id}"] [data-role=device-status]`);
+    for (const id of ["greenhouse-pi", "tank-pi"]) {
+      await expect.poll(() => status(id).textContent(), { timeout: 15_000 }).toBe("online");
+    }
+    const spark = sensorRow("tank-pi", "water-temp").locator(".sparkline");
+    await expect
+      .poll(async () => Number(await spark.getAttribute("data-points")), { timeout: 10_000 })
+      .toBeGreaterThan(0);
+    const firstReadingBefore = Number(await spark.getAttribute("data-first-ts"));
+
+    await first.stop();
+    const banner = page.locator("[data-connection=disconnected]");
+    await banner.waitFor({ timeout: 5000 });
+    expect(await banner.textContent()).toContain("disconnected — reconnecting");
+    await shot("disconnected");
+
+    const second = await startCliHub(["--http-port", new URL(url).port, "--data-dir", dataDir]);
+    expect(second.dashboard).toBe(url);
+    await page.locator("[data-connection=live]").waitFor({ timeout: 15_000 });
+    for (const id of ["greenhouse-pi", "tank-pi"]) {
+      await expect.poll(() => status(id).textContent(), { timeout: 15_000 }).toBe("online");
+    }
+    // The snapshot replaced the state, and the history read again from the database reaches back before the restart.
+    await expect
+      .poll(async () => Number(await spark.getAttribute("data-first-ts")), { timeout: 10_000 })
+      .toBeLessThanOrEqual(firstReadingBefore);
+    expect(pageErrors).toEqual([]);
+    await shot("reconnected");
+    await second.stop();
+  }, 90_000);
+});
