@@ -53,6 +53,8 @@ export interface DeviceAddOptions {
   config: string;
   tokens?: string;
   serialPort?: string;
+  /** `VID:PID`: find the Arduino by USB id instead of by path. */
+  usb?: string;
   url: string;
   apiToken?: string;
 }
@@ -106,15 +108,23 @@ export async function runDeviceAdd(rawId: string, opts: DeviceAddOptions): Promi
   const { addDeviceToFleetFile } = await loadConfig();
   let device: NewDevice;
   if (board === "raspberry-pi") {
-    if (opts.serialPort) throw new CliError("a raspberry-pi talks MQTT; --serial-port is for Arduinos");
-    device = { id, board, link: { type: "mqtt" } };
-  } else {
-    if (!opts.serialPort) {
-      throw new CliError(
-        `an ${opts.board} needs --serial-port PATH (\`ganglion boards\` lists serial ports)`,
-      );
+    if (opts.serialPort || opts.usb) {
+      throw new CliError("a raspberry-pi talks MQTT; --serial-port and --usb are for Arduinos");
     }
+    device = { id, board, link: { type: "mqtt" } };
+  } else if (opts.serialPort && opts.usb) {
+    throw new CliError("pass --serial-port or --usb, not both");
+  } else if (opts.usb) {
+    const match = /^([0-9a-f]{4}):([0-9a-f]{4})$/i.exec(opts.usb);
+    if (!match) throw new CliError(`--usb expects VID:PID in hex, e.g. 2341:0043; got "${opts.usb}"`);
+    const [vendorId, productId] = [match[1]!.toLowerCase(), match[2]!.toLowerCase()];
+    device = { id, board, link: { type: "serial", vendorId, productId } };
+  } else if (opts.serialPort) {
     device = { id, board, link: { type: "serial", path: opts.serialPort } };
+  } else {
+    throw new CliError(
+      `an ${board} needs --serial-port PATH or --usb VID:PID (\`ganglion boards\` lists serial ports)`,
+    );
   }
   const added = await addDeviceToFleetFile(
     opts.config,
@@ -201,6 +211,7 @@ export function registerDevice(program: Command): void {
       "arduino-uno, arduino-nano, arduino-mega, raspberry-pi (or uno, nano, mega)",
     )
     .option("--serial-port <path>", "an Arduino's serial port, e.g. /dev/ttyACM0")
+    .option("--usb <vid:pid>", "or find the Arduino by USB id, e.g. 2341:0043 (see `ganglion boards`)")
     .option("--tokens <file>", "append id=token for the new device to this file")
     .addOption(configOption())
     .addOption(urlOption())

@@ -244,7 +244,10 @@ describe("ganglion device add|remove", { timeout: 90_000 }, () => {
       [["device", "add", "hub", "--board", "pi", "--config", config], /"hub" is reserved/],
       [["device", "add", "x1", "--board", "toaster", "--config", config], /unknown board kind "toaster"/],
       [["device", "add", "x1", "--config", config], /required option '--board/],
-      [["device", "add", "x1", "--board", "uno", "--config", config], /needs --serial-port PATH/],
+      [
+        ["device", "add", "x1", "--board", "uno", "--config", config],
+        /an arduino-uno needs --serial-port PATH or --usb/,
+      ],
       [
         ["device", "add", "x1", "--board", "pi", "--config", join(dir, "missing.yaml")],
         /missing\.yaml: file not found/,
@@ -266,6 +269,43 @@ describe("ganglion device add|remove", { timeout: 90_000 }, () => {
       runs.forEach((run, j) => expectOneLineFailure(run, batch[j]![1]));
     }
     expect(await readFile(config, "utf8")).toBe(before);
+  });
+
+  it("adds an Arduino found by USB id", async () => {
+    const config = await fleetFile("usb.yaml");
+    const run = await cli([
+      "device",
+      "add",
+      "nano-1",
+      "--board",
+      "nano",
+      "--usb",
+      "1A86:7523",
+      "--config",
+      config,
+      "--url",
+      DEAD_URL,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).not.toContain("token");
+    const device = parseFleetConfig(await readFile(config, "utf8"), config).devices[0];
+    expect(device).toMatchObject({
+      id: "nano-1",
+      board: "arduino-nano",
+      link: { type: "serial", vendorId: "1a86", productId: "7523" },
+    });
+    const bad = await cli([
+      "device",
+      "add",
+      "nano-2",
+      "--board",
+      "nano",
+      "--usb",
+      "arduino",
+      "--config",
+      config,
+    ]);
+    expectOneLineFailure(bad, /--usb expects VID:PID in hex/);
   });
 
   it("refuses a duplicate id", async () => {
