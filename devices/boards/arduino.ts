@@ -287,19 +287,38 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
     }
   };
 
-  /** Asks every actuator actor for its intended state, without blocking this actor (they may be calling it). */
-  const collectIntended = (state: State) => {
+  /**
+   * Re-applies every actuator's intended state, without blocking this actor (the actuators may be calling it).
+   * An actuator that kept its state (a board reset) answers it and the pin is driven directly. One restarted with
+   * the link knows only its `initial`; without one, the fleet state still holds what it last confirmed, and that
+   * is restored through the actuator as an ordinary command, so the actor's state and the pin agree again.
+   */
+  const reapplyIntended = (state: State) => {
     const self = state.self;
     void Promise.all(
       [...state.outputs.keys()].map(async (target): Promise<[string, ReadingValue | null]> => {
-        const value = await call<ReadingValue | null>(
-          { via: hub.names, key: partName(device, target) },
-          { t: "intended" },
-          2000,
-        ).catch(() => null);
-        // An actuator restarted with its device's link starts from `initial`; without one, the fleet state still
-        // holds the last state it confirmed, which is what the user last asked for.
-        return [target, value ?? lastConfirmed(hub, device, target)];
+        const part = { via: hub.names, key: partName(device, target) };
+        const intended = await call<ReadingValue | null>(part, { t: "intended" }, 2000).catch(() => null);
+        if (intended !== null) return [target, intended];
+        const last = lastConfirmed(hub, device, target);
+        if (last === null) return [target, null];
+        const result = await call<CommandResult>(part, restoreCommand(last), 8000).catch(
+          (err: Error): CommandResult => ({
+            ok: false,
+            status: 503,
+            code: "actuator_down",
+            message: err.message,
+          }),
+        );
+        if (!result.ok) {
+          log
+            .child({ actuator: target })
+            .warn(
+              { code: result.code },
+              `${device}/${target}: could not restore its last state (${result.message}); send the command again`,
+            );
+        }
+        return [target, null];
       }),
     ).then((intended) => send(self, { t: "apply", intended } satisfies Info));
   };
@@ -325,7 +344,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
       });
       if (state.phase === "ready" && state.io !== null) {
         configurePins(state, state.io);
-        collectIntended(state);
+        reapplyIntended(state);
       }
     }
     if (beat.intervalMs !== HEARTBEAT_MS && state.io !== null && state.phase === "ready") {
@@ -390,9 +409,6 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
             const io = state.io;
             if (state.phase !== "ready" || io === null) {
               return replyWith<State, CommandResult>(offline(`serial link ${state.phase}`), state);
-            }
-            if (hub.state.status(device) !== "online") {
-              return replyWith<State, CommandResult>(offline("no heartbeat"), state);
             }
             const out = state.outputs.get(req.target);
             if (out === undefined) {
@@ -478,7 +494,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
                     input.config.periodMs,
                   );
                 }
-                collectIntended(state);
+                reapplyIntended(state);
                 if (state.heartbeats) {
                   io.sysexCommand(heartbeatIntervalCommand(HEARTBEAT_MS)); // also asks for one now
                   arm(state, "silenceTimer", { t: "silence-check" }, state.silenceMs);
@@ -629,6 +645,14 @@ function commandValue(out: Output, op: string, args: Record<string, unknown>): R
     default:
       return undefined;
   }
+}
+
+/** The actuator command that brings an output back to a recorded state. */
+function restoreCommand(value: ReadingValue): { op: string; args: Record<string, unknown> } {
+  if (typeof value === "string" && value.startsWith("blink:")) {
+    return { op: "blink", args: { periodMs: Number(value.slice("blink:".length)) } };
+  }
+  return { op: "set", args: { value } };
 }
 
 /** The last state an actuator confirmed, as the fleet state recorded it. */

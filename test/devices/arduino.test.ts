@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BoardStats } from "../../devices/boards/arduino.ts";
 import { type SerialBinding, serialportOpener } from "../../devices/links/serial-link.ts";
 import { FleetConfigSchema } from "../../hub/config.ts";
-import { boardName, linkName, type SerialOpener } from "../../hub/context.ts";
+import { boardName, linkName, partName, type SerialOpener } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { call, findNode } from "../../hub/runtime/index.ts";
 import type { HubEvent } from "../../hub/store.ts";
@@ -334,6 +334,10 @@ describe.skipIf(!existsSync(HEX))(
       expect(events({ device: "uno", type: "offline" }).at(-1)?.reason).toMatch(/serial port .* closed/);
       // Reopening reset the board (DTR); the LED the user turned on is on again.
       await until(async () => (await led()) === "high", 5000, "LED re-applied after the reconnect");
+      // The LED's actor restarted with the link; the state it had is restored through it, so both agree.
+      const intended = await call({ via: hub.context.names, key: partName("uno", "led") }, { t: "intended" });
+      expect(intended).toBe(true);
+      expect(sensor("led")).toMatchObject({ value: true, health: "ok" });
       uno.setAnalog(0, 0.5);
       await until(
         () => {
