@@ -91,13 +91,17 @@ export class BoardRunner {
     // Catching up runs in short slices with a turn between each, so serial replies leave at once instead of after a
     // long catch-up slice (avrdude's STK500 sync gives up on replies later than 250 ms).
     const due = this.pacer.due(board.cycles);
-    if (due > 0) board.run(Math.min(due, this.sliceCycles));
+    const slept = board.stats.sleepCycles;
+    // A sleeping board with no serial input catches up in one go; anything else in short slices (replies leave early).
+    const limit = board.isSleeping && board.rxPending === 0 ? due : this.sliceCycles;
+    const ran = due > 0 ? board.run(Math.min(due, limit)) : 0;
     this.options.afterTurn?.();
-    if (due > this.sliceCycles) {
+    if (due > limit) {
       this.schedule(0);
       return;
     }
-    const busy = !board.isSleeping || board.rxPending > 0;
-    this.schedule(busy ? 1 : this.idleTurnMs);
+    // A board that slept through most of the slice is idle, even if this slice ended inside an interrupt handler.
+    const idle = board.stats.sleepCycles - slept > ran * 0.9 && board.rxPending === 0;
+    this.schedule(idle ? this.idleTurnMs : 1);
   };
 }

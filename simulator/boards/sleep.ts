@@ -35,27 +35,24 @@ interface ClockEvent {
 const PWM_PHASE_CORRECT = 1;
 const PWM_PHASE_FREQUENCY_CORRECT = 4;
 
+/** Ticks from `tcnt` to `ocr` in the counting direction, or `limit` when the compare value is not on the way. */
+function towards(tcnt: number, ocr: number, up: boolean, limit: number): number {
+  const d = up ? ocr - tcnt : tcnt - ocr;
+  return d > 0 && d < limit ? d : limit;
+}
+
 /** Number of timer ticks from the current count to the next tick at which anything can happen. */
 function ticksToNextEvent(t: TimerInternals): number {
   const { tcnt, TOP } = t;
-  const ocrs = t.hasOCRC ? [t.ocrA, t.ocrB, t.ocrC] : [t.ocrA, t.ocrB];
-  let n: number;
-  if (t.timerMode === PWM_PHASE_CORRECT || t.timerMode === PWM_PHASE_FREQUENCY_CORRECT) {
-    // Counting up to TOP, then down to BOTTOM: stop at the turning point or the next compare value on the way.
-    n = t.countingUp ? TOP - tcnt : tcnt;
-    for (const ocr of ocrs) {
-      const d = t.countingUp ? ocr - tcnt : tcnt - ocr;
-      if (d > 0 && d < n) n = d;
-    }
-  } else {
-    // Counting up and wrapping after TOP (normal, CTC, fast PWM).
-    n = TOP + 1 - tcnt;
-    for (const ocr of ocrs) {
-      const d = ocr - tcnt;
-      if (d > 0 && d < n) n = d;
-    }
-  }
-  return Math.max(1, n);
+  const phase = t.timerMode === PWM_PHASE_CORRECT || t.timerMode === PWM_PHASE_FREQUENCY_CORRECT;
+  // Phase-correct modes count up to TOP, then down to BOTTOM: stop at the turning point or a compare value on the
+  // way. The other modes count up and wrap after TOP.
+  const up = !phase || t.countingUp;
+  let n = phase ? (up ? TOP - tcnt : tcnt) : TOP + 1 - tcnt;
+  n = towards(tcnt, t.ocrA, up, n);
+  n = towards(tcnt, t.ocrB, up, n);
+  if (t.hasOCRC) n = towards(tcnt, t.ocrC, up, n);
+  return Math.max(n, 1);
 }
 
 /** Finds the cycle at which a sleeping CPU must look again; built once per CPU. */
