@@ -64,7 +64,7 @@ const OPEN_TIMEOUT_MS = 10_000;
 interface State {
   self: Pid;
   stream: Duplex | null;
-  waiting: From<Duplex>[];
+  waiting: From<Duplex | true>[];
   openTimer: TimerHandle | null;
 }
 
@@ -116,7 +116,11 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
             const state: State = { self: pid, stream: null, waiting: [], openTimer: null };
             state.openTimer = clock.setTimeout(() => send(pid, { t: "open-timeout" }), OPEN_TIMEOUT_MS);
             hub.serialOpener(link, device).then(
-              (stream) => send(pid, { t: "opened", stream } satisfies Info),
+              (stream) => {
+                // Opened after this link gave up on it (timeout, shutdown): nobody else will close it.
+                if (pid.proc === null) void closePort(stream);
+                else send(pid, { t: "opened", stream } satisfies Info);
+              },
               (err: unknown) =>
                 send(pid, {
                   t: "open-failed",
@@ -125,11 +129,11 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
             );
             return state;
           },
-          handleCall: (req: LinkRequest, from: From<Duplex>, state: State) => {
+          handleCall: (req: LinkRequest, from: From<Duplex | true>, state: State) => {
             if (req.t === "fail") {
               log.warn({ reason: req.reason }, `${device}: board reports a dead serial link: ${req.reason}`);
               lose(req.reason);
-              return stop(new SerialLinkError(req.reason, true), state, undefined as unknown as Duplex);
+              return stop<State, Duplex | true>(new SerialLinkError(req.reason, true), state, true);
             }
             if (state.stream !== null) return replyWith(state.stream, state);
             state.waiting.push(from);
