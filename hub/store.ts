@@ -449,16 +449,17 @@ export class HistoryStore {
     return rows.map((r) => JSON.parse(r.data) as HubEvent);
   }
 
-  /** Status changes of one device, oldest first (`since` and `limit` as for telemetry). */
+  /** Status changes of one device, oldest first; `since` and `limit` work as for {@link telemetry}. */
   statusHistory(device: string, options: { since?: number; limit?: number } = {}): StatusChange[] {
     this.assertOpen();
     const limit = clampLimit(options.limit);
-    const rows = this.db
-      .prepare(
-        `SELECT * FROM (SELECT id, device, status, reason, ts FROM status WHERE device = ? AND ts >= ?
-           ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id`,
-      )
-      .all(device, options.since ?? Number.MIN_SAFE_INTEGER, limit) as {
+    const sql =
+      options.since !== undefined
+        ? "SELECT device, status, reason, ts FROM status WHERE device = ? AND ts >= ? ORDER BY ts, id LIMIT ?"
+        : `SELECT * FROM (SELECT id, device, status, reason, ts FROM status WHERE device = ?
+             ORDER BY ts DESC, id DESC LIMIT ?) ORDER BY ts, id`;
+    const params = options.since !== undefined ? [device, options.since, limit] : [device, limit];
+    const rows = this.db.prepare(sql).all(...params) as {
       device: string;
       status: string;
       reason: string | null;

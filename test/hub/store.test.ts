@@ -151,6 +151,26 @@ describe("history store", () => {
     expect(store.events({ limit: 1 }).map((e) => e.ts)).toEqual([4]);
   });
 
+  it("lists a device's status changes: from `since` onwards, or the newest ones", () => {
+    const store = openStore();
+    const statuses = ["online", "offline", "down", "online"];
+    statuses.forEach((status, i) => {
+      store.appendStatus({
+        device: "pi-1",
+        status,
+        ts: 10 + i,
+        ...(status === "down" ? { reason: "no broker" } : {}),
+      });
+    });
+    store.appendStatus({ device: "pi-2", status: "online", ts: 11 });
+    expect(store.statusHistory("pi-1").map((c) => c.status)).toEqual(statuses);
+    expect(store.statusHistory("pi-1", { since: 11, limit: 2 })).toEqual([
+      { device: "pi-1", status: "offline", ts: 11 },
+      { device: "pi-1", status: "down", ts: 12, reason: "no broker" },
+    ]);
+    expect(store.statusHistory("pi-1", { limit: 1 })).toEqual([{ device: "pi-1", status: "online", ts: 13 }]);
+  });
+
   it("returns the latest reading and saved state of every sensor", () => {
     const store = openStore();
     store.appendTelemetry([...readings("uno-1", "temp", 0, 3), ...readings("pi-1", "temp", 0, 2)]);
