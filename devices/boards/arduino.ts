@@ -609,6 +609,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
             }
             if (state.io !== null) closeFirmata(state.io);
             if (state.stream !== null && state.onData !== null) state.stream.off("data", state.onData);
+            state.stream?.destroy(); // our view of the port; the port itself is the link's
           },
         },
         undefined,

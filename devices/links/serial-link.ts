@@ -5,7 +5,7 @@
  * missing, closes or errors — or when the Board reports a dead wire (failed handshake, silent board). The device
  * supervisor restarts the link with backoff, and with it (rest_for_one) the board and the part actors.
  */
-import type { Duplex } from "node:stream";
+import { Duplex } from "node:stream";
 import type { SerialPortStream } from "@serialport/stream";
 import type { DeviceConfig, SerialLinkConfig } from "../../hub/config.ts";
 import { type HubContext, linkName, type SerialOpener } from "../../hub/context.ts";
@@ -64,6 +64,7 @@ const OPEN_TIMEOUT_MS = 10_000;
 interface State {
   self: Pid;
   stream: Duplex | null;
+  share: PortShare | null;
   waiting: From<Duplex | true>[];
   openTimer: TimerHandle | null;
 }
@@ -113,7 +114,7 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
             self.setTrapExit(true); // so a shutdown runs terminate, which closes the port
             const pid = self.pid;
             const clock = getClock();
-            const state: State = { self: pid, stream: null, waiting: [], openTimer: null };
+            const state: State = { self: pid, stream: null, share: null, waiting: [], openTimer: null };
             state.openTimer = clock.setTimeout(() => send(pid, { t: "open-timeout" }), OPEN_TIMEOUT_MS);
             hub.serialOpener(link, device).then(
               (stream) => {
@@ -135,7 +136,7 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
               lose(req.reason);
               return stop<State, Duplex | true>(new SerialLinkError(req.reason, true), state, true);
             }
-            if (state.stream !== null) return replyWith(state.stream, state);
+            if (state.share !== null) return replyWith(state.share.view(), state);
             state.waiting.push(from);
             return noreply(state);
           },
@@ -150,9 +151,10 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
                   return state;
                 }
                 state.stream = m.stream;
+                state.share = new PortShare(m.stream);
                 watch(m.stream, state.self);
                 log.info(`${device}: serial port ${port} open`);
-                for (const from of state.waiting) reply(from, m.stream);
+                for (const from of state.waiting) reply(from, state.share.view());
                 state.waiting = [];
                 return state;
               }
@@ -183,6 +185,7 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
           },
           terminate: async (_reason: unknown, state: State) => {
             if (state.openTimer !== null) getClock().clearTimeout(state.openTimer);
+            state.share?.close();
             const stream = state.stream;
             state.stream = null;
             if (stream !== null) await closePort(stream);
@@ -192,6 +195,50 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
         { link: ctx.parent, label: ctx.path, name: { via: hub.names, key: linkName(device) } },
       ),
   };
+}
+
+/**
+ * One board's handle on the port: what it writes goes to the port; what the port receives reaches it while it is
+ * the current view. Destroying it never touches the port.
+ */
+class PortView extends Duplex {
+  constructor(private readonly port: Duplex) {
+    super();
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.port.destroyed) callback(new Error("serial port closed"));
+    else this.port.write(chunk, callback);
+  }
+}
+
+/**
+ * Hands the port to one board actor at a time. Each (re)started board gets a fresh view and the previous one is cut
+ * off, so the Firmata instance of a board that was killed (its terminate never ran) hears nothing more. Until the
+ * first view is taken the port is not read, so the board's start-up messages wait for it.
+ */
+class PortShare {
+  private current: PortView | null = null;
+  private reading = false;
+  constructor(private readonly port: Duplex) {}
+
+  view(): Duplex {
+    this.current?.destroy();
+    const view = new PortView(this.port);
+    this.current = view;
+    if (!this.reading) {
+      this.reading = true;
+      this.port.on("data", (chunk: Buffer) => {
+        if (this.current !== null && !this.current.destroyed) this.current.push(chunk);
+      });
+    }
+    return view;
+  }
+
+  close(): void {
+    this.current?.destroy();
+    this.current = null;
+  }
 }
 
 /** Turns the stream's end, close and errors into one `lost` message to the link. */

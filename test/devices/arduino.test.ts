@@ -17,7 +17,7 @@ import { type SerialBinding, serialportOpener } from "../../devices/links/serial
 import { FleetConfigSchema } from "../../hub/config.ts";
 import { boardName, linkName, partName, type SerialOpener } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
-import { call, findNode } from "../../hub/runtime/index.ts";
+import { call, exit, findNode, type Pid } from "../../hub/runtime/index.ts";
 import type { HubEvent } from "../../hub/store.ts";
 import type { HubApiError } from "../../hub/view.ts";
 import type { PinChange } from "../../simulator/boards/avr-board.ts";
@@ -273,6 +273,38 @@ describe.skipIf(!existsSync(HEX))(
       await sleep(300);
       expect(edges.length).toBe(settled);
       expect(await led()).toBe("high");
+    });
+
+    it("restarts a killed board actor with the part actors after it, over the same open port", async () => {
+      const link = pid(linkName("uno"));
+      const board = hub.context.names.whereis(boardName("uno"));
+      const pot = pid(partName("uno", "pot"));
+      const opens = unoOpens;
+      exit(board as Pid, "kill"); // untrappable: its terminate never runs
+      await until(() => pid(boardName("uno")) !== undefined && pid(boardName("uno")) !== board?.toString());
+      expect(pid(linkName("uno"))).toBe(link);
+      expect(unoOpens).toBe(opens);
+      await until(() => pid(partName("uno", "pot")) !== pot, 5000, "pot actor restarted (rest_for_one)");
+      await until(
+        async () =>
+          (await call<BoardStats>({ via: hub.context.names, key: boardName("uno") }, { t: "stats" }))
+            .phase === "ready",
+        10_000,
+        "the new board actor's handshake",
+      );
+      uno.setAnalog(0, 3.0);
+      await until(
+        () => {
+          const v = sensor("pot")?.value;
+          return typeof v === "number" && Math.abs(v - 614) <= 3;
+        },
+        10_000,
+        "readings from the new board actor",
+      );
+      expect(await led()).toBe("high");
+      expect(hub.device("uno")?.status).toBe("online");
+      // The killed actor's Firmata parser is not left listening on the port: only the link reads it.
+      expect(cables.at(-1)?.listenerCount("data")).toBe(1);
     });
 
     it("counts garbage bytes on the wire and keeps reading", async () => {
