@@ -9,6 +9,7 @@ import { registerDevices } from "./cli/devices.ts";
 import { registerFlash } from "./cli/flash.ts";
 import { registerInit } from "./cli/init.ts";
 import { registerStart } from "./cli/start.ts";
+import { registerWatch } from "./cli/watch.ts";
 
 const program = new Command("ganglion")
   .description(
@@ -25,5 +26,6 @@ registerDevices(program);
 registerDevice(program);
 registerBoards(program);
 registerFlash(program);
+registerWatch(program);
 
 await program.parseAsync(process.argv);
