@@ -107,6 +107,17 @@ export interface EventQuery {
   type?: string;
 }
 
+/** The history database could not be opened or created; the message names the file and the flag to change. */
+export class StoreOpenError extends Error {
+  constructor(
+    readonly file: string,
+    override readonly cause: unknown,
+  ) {
+    super(`cannot open the history database ${file}: ${(cause as Error).message} (check --data-dir)`);
+    this.name = "StoreOpenError";
+  }
+}
+
 /** Default and maximum `limit` of the history queries (the HTTP API's contract). */
 export const DEFAULT_LIMIT = 1000;
 export const MAX_LIMIT = 10_000;
@@ -205,15 +216,19 @@ export class HistoryStore {
   };
 
   private constructor(options: StoreOptions) {
-    mkdirSync(options.dataDir, { recursive: true });
     this.file = join(options.dataDir, "ganglion.db");
     this.defaultRetention = options.retention ?? 100_000;
     this.maxEvents = options.maxEvents ?? 1_000_000;
-    this.db = new Database(this.file);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
-    this.db.pragma("foreign_keys = ON");
-    this.db.exec(SCHEMA);
+    try {
+      mkdirSync(options.dataDir, { recursive: true });
+      this.db = new Database(this.file);
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+      this.db.pragma("foreign_keys = ON");
+      this.db.exec(SCHEMA);
+    } catch (err) {
+      throw new StoreOpenError(this.file, err);
+    }
     this.stmts = {
       insertSensor: this.db.prepare("INSERT INTO sensors (device, sensor) VALUES (?, ?) RETURNING id"),
       insertTelemetry: this.db.prepare(

@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HistoryStore, MAX_LIMIT, type TelemetryRow } from "../../hub/store.ts";
+import { HistoryStore, MAX_LIMIT, StoreOpenError, type TelemetryRow } from "../../hub/store.ts";
 
 let dir: string;
 const open: HistoryStore[] = [];
@@ -204,6 +204,15 @@ describe("history store", () => {
     // Committed means visible to another connection reading the same file.
     const other = openStore();
     expect(other.rowCount("pi-1", "temp")).toBe(50);
+  });
+
+  it("names the file and the flag when the data dir cannot hold a database", async () => {
+    const file = join(dir, "not-a-dir");
+    await writeFile(file, "x");
+    expect(() => HistoryStore.open({ dataDir: join(file, "data") })).toThrow(StoreOpenError);
+    expect(() => HistoryStore.open({ dataDir: join(file, "data") })).toThrow(
+      new RegExp(`^cannot open the history database ${file}/data/ganglion\\.db: .+ \\(check --data-dir\\)$`),
+    );
   });
 
   it("refuses use after close", () => {
