@@ -1,9 +1,11 @@
 /**
  * The link of a serial device (an Arduino): the process that owns the open serial stream. It opens the port through
  * the hub's injected {@link SerialOpener} right after it starts (so a missing board never fails the device's start),
- * hands the stream to the Board actor on request, and exits with a reason that says what to do when the port is
- * missing, closes or errors — or when the Board reports a dead wire (failed handshake, silent board). The device
- * supervisor restarts the link with backoff, and with it (rest_for_one) the board and the part actors.
+ * hands the Board actor a view of the stream on request (`call(link, {t: "stream"})`), and exits with a reason that
+ * says what to do when the port is missing, closes or errors — or when the Board reports a dead wire (`{t: "fail"}`:
+ * failed handshake, silent board). The device supervisor restarts the link with backoff, and with it
+ * (rest_for_one) the board and the part actors. While it is lost, the device is `offline` with the reason; failing
+ * again before it came back (an unplugged board) makes it `down`.
  */
 import { Duplex } from "node:stream";
 import type { SerialPortStream } from "@serialport/stream";
