@@ -80,6 +80,11 @@ export class Credentials {
     return revoked;
   }
 
+  /** The devices in the table. */
+  list(): DeviceCredential[] {
+    return [...this.devices].map(([id, tokenHash]) => ({ id, tokenHash }));
+  }
+
   /** Whether a device id is in the table. */
   has(id: string): boolean {
     return this.devices.has(id);

@@ -548,6 +548,20 @@ describe("embedded broker", () => {
     expect(pi1.connected).toBe(true);
   });
 
+  it("lets a restarted broker reuse the credentials table, so devices log in again without scrypt", async () => {
+    const first = await broker();
+    await (await device(first, "pi-1")).endAsync();
+    expect(first.credentials.stats.scrypt).toBe(1);
+    const port = first.port;
+    await first.close();
+    const second = await broker({ port, credentials: first.credentials, devices: undefined });
+    expect(second.hubCredentials.password).toBe(first.hubCredentials.password);
+    const again = await device(second, "pi-1");
+    expect(again.connected).toBe(true);
+    expect(second.credentials.stats).toMatchObject({ scrypt: 1, cacheHits: 1 });
+    expect(second.credentials.list().map((d) => d.id)).toEqual(["pi-1", "pi-2"]);
+  });
+
   it("emits connect, publish and disconnect events with the device's identity", async () => {
     const b = await broker();
     const events: string[] = [];
