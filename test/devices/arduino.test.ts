@@ -112,7 +112,7 @@ beforeAll(async () => {
         ],
         actuators: [
           { id: "led", kind: "led", pin: 13 },
-          { id: "pump", kind: "relay", pin: 7 },
+          { id: "pump", kind: "relay", pin: 7, initial: true },
           { id: "valve", kind: "servo", pin: 9 },
         ],
       },
@@ -231,7 +231,8 @@ describe.skipIf(!existsSync(HEX))(
       expect(sensor("door")?.health).toBe("ok");
     });
 
-    it("closes and opens a relay, moves a servo, and blinks the LED on the runtime clock", async () => {
+    it("applies an actuator's initial state, closes and opens a relay, moves a servo, blinks the LED", async () => {
+      expect((await uno.pinLevels())[7]).toBe("high"); // the relay's `initial: true`, applied on connect
       await hub.command("uno", { target: "pump", op: "close" });
       expect((await uno.pinLevels())[7]).toBe("high");
       await hub.command("uno", { target: "pump", op: "open" });
