@@ -29,9 +29,21 @@ export function generateToken(): string {
   return randomBytes(32).toString("base64url");
 }
 
-/** Hashes a token with scrypt and a random salt, encoded as `scrypt$N$r$p$salt$hash` (salt, hash base64url). */
-export async function hashToken(token: string): Promise<string> {
-  const { N, r, p } = SCRYPT_PARAMS;
+/**
+ * Hashes a token with scrypt and a random salt, encoded as `scrypt$N$r$p$salt$hash` (salt, hash base64url).
+ *
+ * `params` may lower the cost. A generated token carries 256 random bits, so scrypt's cost is defence in depth
+ * (against a leaked fleet file holding a weak hand-written token), not what keeps it from being guessed; a fleet
+ * of thousands of devices, which all log in at once when the hub starts, may choose `{ N: 1024 }` (~1 ms each).
+ * The parameters travel in the hash, so hashes of different costs verify side by side.
+ */
+export async function hashToken(
+  token: string,
+  params: { N?: number; r?: number; p?: number } = {},
+): Promise<string> {
+  const { N, r, p } = { ...SCRYPT_PARAMS, ...params };
+  if (!Number.isInteger(N) || N < 2 || (N & (N - 1)) !== 0)
+    throw new RangeError("scrypt N must be a power of 2");
   const salt = randomBytes(SALT_BYTES);
   const key = await scryptAsync(token, salt, N, r, p, KEY_LENGTH);
   return `scrypt$${N}$${r}$${p}$${salt.toString("base64url")}$${key.toString("base64url")}`;

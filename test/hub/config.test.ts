@@ -262,6 +262,15 @@ describe("device tokens", () => {
     expect(await verifyToken(generateToken(), a)).toBe(false);
   });
 
+  it("lets a large fleet choose a cheaper scrypt cost, verified side by side with the default", async () => {
+    const token = generateToken();
+    const cheap = await hashToken(token, { N: 1024 });
+    expect(cheap).toMatch(/^scrypt\$1024\$8\$1\$/);
+    expect(await verifyToken(token, cheap)).toBe(true);
+    expect(await verifyToken(generateToken(), cheap)).toBe(false);
+    await expect(hashToken(token, { N: 1000 })).rejects.toThrow(RangeError);
+  });
+
   it("treats malformed or absurd hashes as a failed verification", async () => {
     expect(await verifyToken("t", "plain")).toBe(false);
     expect(await verifyToken("t", "scrypt$3$8$1$c2FsdA$aGFzaGhhc2hoYXNoaGFzaA")).toBe(false);
