@@ -121,7 +121,10 @@ export async function hubRequest(
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
       signal: AbortSignal.timeout(options.timeoutMs ?? 5000),
     });
-  } catch {
+  } catch (err) {
+    if ((err as Error).name === "TimeoutError") {
+      throw new CliError(`the hub at ${url} did not answer within ${(options.timeoutMs ?? 5000) / 1000} s`);
+    }
     throw new HubUnreachableError(url);
   }
   const text = await res.text();

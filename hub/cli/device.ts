@@ -81,12 +81,17 @@ async function tellHub(
   let answer: Awaited<ReturnType<typeof hubRequest>>;
   try {
     answer = await hubRequest(url, method, path, {
+      // Starting or stopping a device's supervisor can take a moment on a busy hub.
+      timeoutMs: 15_000,
       ...(body === undefined ? {} : { body }),
       ...(token ? { token } : {}),
     });
   } catch (err) {
     if (err instanceof HubUnreachableError) {
-      return { line: `no hub answers at ${url}; it picks the change up at its next start`, failed: false };
+      return {
+        line: `no hub answers at ${url}; a hub started with this fleet file picks the change up`,
+        failed: false,
+      };
     }
     throw err;
   }

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -306,6 +306,22 @@ describe("ganglion device add|remove", { timeout: 90_000 }, () => {
       config,
     ]);
     expectOneLineFailure(bad, /--usb expects VID:PID in hex/);
+  });
+
+  it("says so when a hub accepts the connection but never answers", async () => {
+    const held: Socket[] = [];
+    const silentHub = createServer((socket) => {
+      held.push(socket);
+    });
+    await new Promise<void>((resolve) => silentHub.listen(0, "127.0.0.1", () => resolve()));
+    try {
+      const url = `http://127.0.0.1:${(silentHub.address() as AddressInfo).port}`;
+      const run = await cli(["devices", "--url", url]);
+      expectOneLineFailure(run, /the hub at http:\/\/127\.0\.0\.1:\d+ did not answer within 5 s/);
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise((resolve) => silentHub.close(resolve));
+    }
   });
 
   it("refuses a duplicate id", async () => {
