@@ -22,6 +22,8 @@ export interface FlashCommandOptions {
   port?: string;
   verify: boolean;
   avrdude?: string;
+  /** Show avrdude's own output (stderr) instead of progress. */
+  verbose?: boolean;
 }
 
 /** Parses `--board`: a preset name (`uno`, `nano`, `mega`, `nano-old-bootloader`) or `arduino-*`. */
@@ -105,7 +107,9 @@ export async function runFlash(hex: string | undefined, opts: FlashCommandOption
       hex: file,
       verify: opts.verify,
       ...(opts.avrdude ? { avrdude: opts.avrdude } : {}),
-      onProgress: progressPrinter(),
+      ...(opts.verbose
+        ? { onOutput: (text: string) => process.stderr.write(text) }
+        : { onProgress: progressPrinter() }),
     });
     const verified = result.verified ? "verified" : "not verified";
     console.log(
@@ -131,5 +135,6 @@ export function registerFlash(program: Command): void {
     .option("--port <path>", "serial port (default: the one Arduino found on USB)")
     .option("--no-verify", "skip reading the flash back")
     .option("--avrdude <path>", "avrdude executable", process.env.GANGLION_AVRDUDE)
+    .option("--verbose", "show avrdude's own output")
     .action(action((hex: string | undefined, opts: FlashCommandOptions) => runFlash(hex, opts)));
 }

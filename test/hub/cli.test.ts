@@ -466,6 +466,11 @@ printf 'Reading | ' >&2; for i in 1 2 3 4 5; do printf '##########' >&2; done; p
     expect(args).toContain("-c arduino -p m328p");
     expect(args).toMatch(/flash:w:.*firmware\/arduino\/dist\/ganglion-uno\.hex:i/);
 
+    const verbose = await cli(["flash", "--board", "nano", "--port", port, "--avrdude", fake, "--verbose"]);
+    expect(verbose.code, verbose.stderr).toBe(0);
+    expect(verbose.stderr).toContain("Writing | ##########");
+    expect(verbose.stderr).not.toContain("writing 100%");
+
     const env = { ...process.env, FAIL: "1" };
     const failing = await new Promise<Run>((resolve) => {
       const child = spawn(
