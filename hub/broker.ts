@@ -92,6 +92,11 @@ export interface BrokerOptions {
   credentials?: Credentials;
   /** Milliseconds a connection may take to send CONNECT; default 10 000. */
   connectTimeoutMs?: number;
+  /**
+   * Connections accepted at once; more are closed on arrival (and counted). Default 16 000: a process here may
+   * hold ~20 000 file descriptors, and the hub needs some for its database, HTTP clients and serial ports.
+   */
+  maxConnections?: number;
 }
 
 /** Who is on a connection. */
@@ -142,6 +147,8 @@ export interface BrokerCounters {
   oversizedPackets: number;
   /** Telemetry the persistence hook failed to store (not acknowledged). */
   persistFailures: number;
+  /** Connections closed on arrival because `maxConnections` were open. */
+  droppedConnections: number;
 }
 
 /** Device credentials from a fleet config: every device with an MQTT link. */
@@ -277,6 +284,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     malformedPackets: 0,
     oversizedPackets: 0,
     persistFailures: 0,
+    droppedConnections: 0,
   };
   const chains = new WeakMap<Client, Promise<void>>();
   const remoteOf = (client: Client): string | undefined => (client.conn as Partial<FrameGuard>).remoteAddress;
@@ -498,6 +506,14 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
     server = createNetServer(onSocket);
   }
 
+  server.maxConnections = options.maxConnections ?? 16_000;
+  server.on("drop", (data) => {
+    counters.droppedConnections++;
+    log.warn(
+      { remoteAddress: data?.remoteAddress, max: server.maxConnections },
+      "mqtt connection dropped: too many",
+    );
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

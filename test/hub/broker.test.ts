@@ -440,6 +440,14 @@ describe("embedded broker", () => {
     await roundTrip(b, "pi-1");
   });
 
+  it("closes connections beyond maxConnections on arrival, keeping the ones it has", async () => {
+    const b = await broker({ maxConnections: 1 });
+    const pi1 = await device(b, "pi-1");
+    await expect(device(b, "pi-2")).rejects.toThrow();
+    expect(b.counters.droppedConnections).toBe(1);
+    expect(pi1.connected).toBe(true);
+  });
+
   it("reports a taken port with a typed error naming the port and the fixes", async () => {
     const squatter: Server = createServer();
     await new Promise<void>((resolve) => squatter.listen(0, "127.0.0.1", resolve));
