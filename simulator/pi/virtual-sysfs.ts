@@ -150,6 +150,8 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
   const exportLine = (gpio: number) => {
     if (!Number.isInteger(gpio) || gpio < 0) return;
     const d = lineDir(gpio);
+    // Like the kernel (EBUSY), an exported line is left alone; one write can also raise several change events.
+    if (lineWatchers.has(gpio)) return;
     mkdirSync(d, { recursive: true });
     writeFileSync(join(d, "direction"), "in\n");
     writeFileSync(join(d, "value"), `${pendingInputs.get(gpio) ?? 0}\n`);

@@ -104,6 +104,37 @@ describe("DiskQueue", () => {
     q.close();
   });
 
+  it("keeps its owner's meta value in the mark, written before acknowledged segments are deleted", () => {
+    const t = tempDir();
+    cleanups.push(t.remove);
+    const q = open(t.dir, 1 << 20, 100);
+    expect(q.meta).toEqual({});
+    let counter = 0;
+    q.setMetaSource(() => ({ counter }));
+    for (let n = 0; n < 30; n++) {
+      q.append({ n });
+      counter = n;
+    }
+    for (const r of drain(q)) q.ack(r.index);
+    expect(readdirSync(t.dir).filter((f) => f.endsWith(".seg"))).toHaveLength(1);
+    // Not closed: as after a SIGKILL, only what was written at the last acknowledgement counts.
+    const q2 = open(t.dir, 1 << 20, 100);
+    expect(q2.meta).toEqual({ counter: 29 });
+    expect(q2.pending).toBe(0);
+    q2.append({ n: 30 }); // a mark written before setMetaSource carries the recovered value on
+    q2.close();
+    expect(open(t.dir).meta).toEqual({ counter: 29 });
+  });
+
+  it("refuses a meta value that does not fit in the one-page mark", () => {
+    const t = tempDir();
+    cleanups.push(t.remove);
+    const q = open(t.dir);
+    q.setMetaSource(() => ({ big: "x".repeat(5000) }));
+    q.append({ n: 1 });
+    expect(() => q.ack(q.next()!.index)).toThrow(/does not fit in 4096/);
+  });
+
   it("cuts a torn last line and skips corrupt ones", () => {
     const t = tempDir();
     cleanups.push(t.remove);

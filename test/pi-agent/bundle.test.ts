@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -150,15 +150,24 @@ describe("the bundled agent (dist/ganglion-agent.mjs)", () => {
       outputs: [],
     });
     writeFileSync(config, JSON.stringify(input));
+    /** The last seq the agent used, recovered the way the agent recovers it (buffer mark, then buffered readings). */
     const lastSeq = () => {
+      const dir = join(t.dir, "state/buffer");
+      let last = 0;
       try {
-        const state = JSON.parse(readFileSync(join(t.dir, "state/state.json"), "utf8")) as {
-          seqs: Record<string, number>;
+        const mark = JSON.parse(readFileSync(join(dir, "ack"), "utf8")) as {
+          meta?: { seqs?: { water?: number } };
         };
-        return state.seqs.water ?? 0;
+        last = mark.meta?.seqs?.water ?? 0;
+        for (const f of readdirSync(dir).filter((n) => n.endsWith(".seg"))) {
+          for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
+            if (line.endsWith("}")) last = Math.max(last, (JSON.parse(line) as { seq: number }).seq);
+          }
+        }
       } catch {
-        return 0; // not written yet
+        // not written yet
       }
+      return last;
     };
 
     const offline = runBundle(config);

@@ -138,6 +138,11 @@ describe("sysfs GPIO", () => {
     expect(sys.readGpio(27)).toBe(0);
     await gpio.write(27, 1);
     expect(sys.readGpio(27)).toBe(1);
+    // Regression: a second export of a live line (or a second change event of one write) reset it to an input.
+    writeFileSync(join(t.dir, "sys/class/gpio/export"), "27");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sys.gpioDirection(27)).toBe("out");
+    expect(sys.readGpio(27)).toBe(1);
   });
 
   it("times out with a clear error when export creates nothing", async () => {

@@ -17,7 +17,7 @@ import type { AgentConfig, SensorConfig } from "./config.ts";
 import { SysfsGpio } from "./gpio.ts";
 import { CommandError, Outputs } from "./outputs.ts";
 import { openSensor, type SensorReader } from "./sensors.ts";
-import { AgentState, readBootId } from "./state.ts";
+import { AgentState, readBootId, SeqCounters } from "./state.ts";
 import { SensorReadError } from "./sysfs/reading.ts";
 
 /** One buffered reading, as stored on disk (short keys: the buffer holds many of them). */
@@ -82,6 +82,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly topicBase: string;
   private queue: DiskQueue<BufferedReading> | undefined;
   private state: AgentState | undefined;
+  private seqs: SeqCounters | undefined;
   private client: MqttClient | undefined;
   /** Bumped whenever a connection ends, so callbacks of a dead client are ignored. */
   private generation = 0;
@@ -138,9 +139,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.startedAt = this.clock.monotonic();
     this.state = AgentState.open(cfg.stateDir, readBootId(cfg.ioRoot));
     this.queue = DiskQueue.open<BufferedReading>({ dir: cfg.buffer.dir, maxBytes: cfg.buffer.maxBytes });
-    // A reading reaches the buffer before its seq is saved: recover seqs the last run buffered but did not save.
-    const state = this.state;
-    this.queue.forEachPending((r) => state.observeSeq(r.s, r.seq));
+    // Seqs: the last mark's counters, raised by the readings still buffered (which may be newer than the mark).
+    const seqs = new SeqCounters(this.queue.meta.seqs);
+    this.queue.forEachPending((r) => seqs.observe(r.s, r.seq));
+    this.queue.setMetaSource(() => ({ seqs: seqs.snapshot() }));
+    this.seqs = seqs;
     this.log.info(
       { resetCause: this.state.resetCause, buffered: this.queue.pending, dropped: this.queue.dropped },
       "agent starting",
@@ -234,15 +237,15 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Buffers one reading with the next seq of its sensor, then lets the pump publish it. */
   private record(sensor: string, value: number | boolean | string, ts: number): void {
-    const state = this.state as AgentState;
+    const seqs = this.seqs as SeqCounters;
     const reading: BufferedReading = {
       s: sensor,
       v: value,
       ts,
-      seq: state.peekSeq(sensor),
+      seq: seqs.peek(sensor),
     };
     (this.queue as DiskQueue<BufferedReading>).append(reading);
-    state.commitSeq(sensor, reading.seq);
+    seqs.observe(sensor, reading.seq);
     this.emit("reading", reading);
     this.pump();
   }

@@ -4,9 +4,11 @@
  * Layout of the directory:
  * - `<first index, 16 digits>.seg` — segments, append-only, one JSON record per line. Record N is line
  *   `N - first` of the segment whose name is `first`. Only the newest segment (the tail) is ever written.
- * - `ack` — a fixed-width line `{"acked":A,"dropped":D}` rewritten in place (one small `pwrite`, which a process
- *   crash cannot tear): every record below index A has been acknowledged by the broker (PUBACK); D counts records
- *   dropped because the buffer was full.
+ * - `ack` — the mark, one line `{"acked":A,"dropped":D,"meta":M}` padded to 4 KiB and rewritten in place (a
+ *   one-page `pwrite`, which a process crash cannot tear, and no new inode per write, which spares SD cards): every
+ *   record below index A has been acknowledged by the broker (PUBACK); D counts records dropped because the buffer
+ *   was full; M is the owner's small JSON value (the agent keeps its seq counters there). The mark is written before
+ *   the segments it frees are deleted, so whatever left the buffer is covered by a mark with a current M.
  *
  * Records are handed out in order by {@link DiskQueue.next}, acknowledged by {@link DiskQueue.ack} (in any order;
  * the `acked` mark moves over the contiguous prefix), and handed out again from the mark after
@@ -45,13 +47,17 @@ export interface DiskQueueOptions {
   segmentBytes?: number;
 }
 
+/** A small JSON value stored with the mark (at most ~4000 bytes serialised). */
+export type QueueMeta = Record<string, unknown>;
+
 interface Segment {
   first: number;
   count: number;
   bytes: number;
 }
 
-const ACK_WIDTH = 64;
+/** One page: a single write of it cannot be torn by a process crash. */
+const ACK_WIDTH = 4096;
 const SEG_RE = /^(\d{16})\.seg$/;
 
 function segName(first: number): string {
@@ -86,6 +92,8 @@ export class DiskQueue<T> {
   private readIndex = 0;
   private droppedTotal = 0;
   private readonly ackedAhead = new Set<number>();
+  private recoveredMeta: QueueMeta = {};
+  private metaSource: (() => QueueMeta) | undefined;
 
   private constructor(opts: DiskQueueOptions) {
     this.dir = opts.dir;
@@ -111,6 +119,19 @@ export class DiskQueue<T> {
   /** Records dropped because the buffer was full, since the queue was created (persisted). */
   get dropped(): number {
     return this.droppedTotal;
+  }
+
+  /** The meta value of the last mark written before this open. */
+  get meta(): QueueMeta {
+    return this.recoveredMeta;
+  }
+
+  /**
+   * Where the mark's meta value comes from from now on: called at every mark write (acknowledgements, drops,
+   * close). Until it is set, marks carry the recovered value.
+   */
+  setMetaSource(source: () => QueueMeta): void {
+    this.metaSource = source;
   }
 
   /** Bytes of all segment files. */
@@ -153,8 +174,8 @@ export class DiskQueue<T> {
     const before = this.acked;
     while (this.ackedAhead.delete(this.acked)) this.acked++;
     if (this.acked !== before) {
-      this.collect();
       this.writeAck();
+      this.collect();
     }
   }
 
@@ -174,6 +195,7 @@ export class DiskQueue<T> {
 
   /** Closes the files. The queue keeps its content for the next {@link DiskQueue.open}. */
   close(): void {
+    this.writeAck();
     if (this.tailFd !== undefined) closeSync(this.tailFd);
     this.tailFd = undefined;
     closeSync(this.ackFd);
@@ -208,8 +230,8 @@ export class DiskQueue<T> {
     this.droppedTotal += Math.max(0, end - Math.max(this.acked, seg.first));
     this.acked = Math.max(this.acked, end);
     for (const i of this.ackedAhead) if (i < this.acked) this.ackedAhead.delete(i);
-    this.deleteSegment(seg);
     this.writeAck();
+    this.deleteSegment(seg);
   }
 
   /** Deletes fully acknowledged segments other than the tail. */
@@ -228,15 +250,20 @@ export class DiskQueue<T> {
   }
 
   private writeAck(): void {
-    const text = JSON.stringify({ acked: this.acked, dropped: this.droppedTotal }).padEnd(ACK_WIDTH - 1);
-    writeSync(this.ackFd, `${text}\n`, 0);
+    const meta = this.metaSource?.() ?? this.recoveredMeta;
+    const json = JSON.stringify({ acked: this.acked, dropped: this.droppedTotal, meta });
+    if (Buffer.byteLength(json) >= ACK_WIDTH) {
+      throw new RangeError(`queue mark of ${Buffer.byteLength(json)} bytes does not fit in ${ACK_WIDTH}`);
+    }
+    writeSync(this.ackFd, `${json.padEnd(ACK_WIDTH - 1)}\n`, 0);
   }
 
   private recover(): void {
-    let mark = { acked: 0, dropped: 0 };
+    let mark: { acked: number; dropped: number; meta?: QueueMeta } = { acked: 0, dropped: 0 };
     try {
       const parsed = JSON.parse(readFileSync(join(this.dir, "ack"), "utf8")) as typeof mark;
       if (Number.isSafeInteger(parsed.acked) && Number.isSafeInteger(parsed.dropped)) mark = parsed;
+      if (typeof parsed.meta === "object" && parsed.meta !== null) this.recoveredMeta = parsed.meta;
     } catch {
       // No mark yet, or a mark torn by a power cut: resend from the oldest segment (duplicates, not losses).
     }
@@ -272,7 +299,7 @@ export class DiskQueue<T> {
     this.readIndex = this.acked;
     this.droppedTotal = mark.dropped;
     if (last) this.tailFd = openSync(join(this.dir, segName(last.first)), "a");
-    this.collect();
     this.writeAck();
+    this.collect();
   }
 }

@@ -93,7 +93,8 @@ const configSchema = z
       })
       .prefault({})
       .refine((r) => r.maxMs >= r.minMs, "maxMs must be >= minMs"),
-    sensors: z.array(sensor).default([]),
+    /** At most 40: their seq counters must fit in the buffer's one-page mark. */
+    sensors: z.array(sensor).max(40).default([]),
     outputs: z.array(output).default([]),
   })
   .superRefine((cfg, ctx) => {

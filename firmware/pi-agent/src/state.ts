@@ -1,6 +1,11 @@
 /**
- * What the agent remembers across restarts (`<stateDir>/state.json`): the per-sensor `seq` counters, the kernel boot
- * id of its last run, and whether that run stopped cleanly, from which it tells why it (re)started.
+ * What the agent remembers across restarts.
+ *
+ * - {@link AgentState} (`<stateDir>/state.json`, written at start and at a clean stop): the kernel boot id of the last
+ *   run and whether it stopped cleanly, from which the agent tells why it (re)started.
+ * - {@link SeqCounters}: the per-sensor `seq` counters. They are not written per reading: they ride in the disk
+ *   buffer's mark (see buffer.ts), which is written before any reading leaves the buffer, and every reading still in
+ *   the buffer carries its own seq. Recovery takes the larger of the two, so a seq is never reused or skipped.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +19,6 @@ export type ResetCause = "power-on" | "agent-restart" | "agent-crash";
 interface StateFile {
   bootId?: string;
   clean?: boolean;
-  seqs: Record<string, number>;
 }
 
 /** The kernel's boot id under `ioRoot` (changes at every boot), or undefined where there is none. */
@@ -26,7 +30,7 @@ export function readBootId(ioRoot: string): string | undefined {
   }
 }
 
-/** The persisted agent state. */
+/** The run's identity on disk: boot id and clean-stop flag. */
 export class AgentState {
   private readonly file: string;
   private readonly state: StateFile;
@@ -46,40 +50,13 @@ export class AgentState {
     else if (bootId !== undefined && previous.bootId !== undefined && previous.bootId !== bootId)
       this.resetCause = "power-on";
     else this.resetCause = previous.clean ? "agent-restart" : "agent-crash";
-    const seqs: Record<string, number> = {};
-    for (const [k, v] of Object.entries(previous?.seqs ?? {})) if (Number.isSafeInteger(v)) seqs[k] = v;
-    this.state = { ...(bootId ? { bootId } : {}), clean: false, seqs };
+    this.state = { ...(bootId ? { bootId } : {}), clean: false };
     this.save();
   }
 
   /** Opens the state in `stateDir`, marking this run as not (yet) cleanly stopped. */
   static open(stateDir: string, bootId: string | undefined): AgentState {
     return new AgentState(stateDir, bootId);
-  }
-
-  /** The seq the next reading of `sensor` gets (1 for its first reading ever). Not persisted: see {@link commitSeq}. */
-  peekSeq(sensor: string): number {
-    return (this.state.seqs[sensor] ?? 0) + 1;
-  }
-
-  /**
-   * Persists that `seq` of `sensor` was used. Called after the reading is in the disk buffer: if the agent dies in
-   * between, {@link observeSeq} recovers it from the buffer at the next start, so a seq is never reused or skipped.
-   */
-  commitSeq(sensor: string, seq: number): void {
-    if (seq <= (this.state.seqs[sensor] ?? 0)) return;
-    this.state.seqs[sensor] = seq;
-    this.save();
-  }
-
-  /** Raises the counter of `sensor` to at least `seq` in memory (recovery from the disk buffer). */
-  observeSeq(sensor: string, seq: number): void {
-    if (seq > (this.state.seqs[sensor] ?? 0)) this.state.seqs[sensor] = seq;
-  }
-
-  /** The last seq handed out for `sensor` (0 if none). */
-  lastSeq(sensor: string): number {
-    return this.state.seqs[sensor] ?? 0;
   }
 
   /** Records a clean stop, so the next run reports `agent-restart` rather than `agent-crash`. */
@@ -92,5 +69,37 @@ export class AgentState {
     const tmp = `${this.file}.tmp`;
     writeFileSync(tmp, JSON.stringify(this.state));
     renameSync(tmp, this.file);
+  }
+}
+
+/** Per-sensor seq counters, in memory; persisted by the disk buffer's mark (see the module doc). */
+export class SeqCounters {
+  private readonly seqs: Record<string, number> = {};
+
+  /** Starts from saved counters (anything that is not a safe integer is ignored). */
+  constructor(saved: unknown = {}) {
+    if (typeof saved === "object" && saved !== null) {
+      for (const [k, v] of Object.entries(saved)) if (Number.isSafeInteger(v)) this.seqs[k] = v as number;
+    }
+  }
+
+  /** The seq the next reading of `sensor` gets (1 for its first reading ever). */
+  peek(sensor: string): number {
+    return (this.seqs[sensor] ?? 0) + 1;
+  }
+
+  /** Raises the counter of `sensor` to at least `seq` (a reading was buffered with it). */
+  observe(sensor: string, seq: number): void {
+    if (seq > (this.seqs[sensor] ?? 0)) this.seqs[sensor] = seq;
+  }
+
+  /** The last seq used for `sensor` (0 if none). */
+  last(sensor: string): number {
+    return this.seqs[sensor] ?? 0;
+  }
+
+  /** The counters, for the buffer's mark (live object, serialised when the mark is written). */
+  snapshot(): Readonly<Record<string, number>> {
+    return this.seqs;
   }
 }
