@@ -107,9 +107,22 @@ export function issuesFromZod(
   return out.sort((a, b) => a.line - b.line);
 }
 
+/** How YAML users call zod's types. */
+const TYPE_NAMES: Readonly<Record<string, string>> = {
+  object: "a mapping (key: value)",
+  array: "a list",
+  string: "a string",
+  number: "a number",
+  boolean: "true or false",
+};
+
 function reword(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_type" && issue.message.startsWith("Invalid input")) {
-    return issue.input === undefined ? `required: expected ${issue.expected}` : `expected ${issue.expected}`;
+    const expected = TYPE_NAMES[issue.expected] ?? issue.expected;
+    return issue.input === undefined ? `required: expected ${expected}` : `expected ${expected}`;
+  }
+  if ((issue.code === "too_small" || issue.code === "too_big") && /^Too (small|big): /.test(issue.message)) {
+    return issue.message.replace(/^Too (small|big): /, "");
   }
   if (issue.code === "invalid_value" && issue.message.startsWith("Invalid")) {
     return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;

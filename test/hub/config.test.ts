@@ -209,6 +209,19 @@ describe("fleet config: errors name the line, the path and what is expected", ()
     expect(err.issues[1]!.message).toMatch(/^expected a sensor kind: thermometer/);
   });
 
+  it("words type and bound errors the way a YAML user reads them", () => {
+    expect(issuesOf("hub: 3\n").message).toBe("fleet.yaml:1: hub: expected a mapping (key: value)");
+    expect(issuesOf("hub:\n  mqtt:\n    anonymousRead: yes\n").message).toBe(
+      "fleet.yaml:3: hub.mqtt.anonymousRead: expected true or false",
+    );
+    expect(issuesOf("hub:\n  heartbeatMs: 0\n").message).toBe(
+      "fleet.yaml:2: hub.heartbeatMs: expected heartbeatMs > 0 ms",
+    );
+    expect(issuesOf("hub:\n  retention: 0\n").message).toBe(
+      "fleet.yaml:2: hub.retention: expected number to be >0",
+    );
+  });
+
   it("reports YAML syntax errors with their line", () => {
     const err = issuesOf("hub:\n  mqtt:\n    port: [1\n");
     expect(err.issues[0]!.line).toBeGreaterThan(0);
