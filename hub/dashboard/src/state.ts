@@ -97,8 +97,8 @@ export class DashboardStore {
   private queue: LiveMessage[] = [];
   private frame: number | undefined;
   private treeRefetch: ReturnType<typeof setTimeout> | undefined;
-  /** Events received live since the last snapshot, merged into the history fetched for it. */
-  private liveEvents: HubEvent[] = [];
+  /** Events received live while the history for the last snapshot is being read (merged into it, then dropped). */
+  private liveEvents: HubEvent[] | undefined;
 
   get(): DashboardState {
     return this.state;
@@ -162,7 +162,7 @@ export class DashboardStore {
         return { ...s, tree: merged, flashes };
       }
       case "event": {
-        this.liveEvents.push(msg.event);
+        this.liveEvents?.push(msg.event);
         const events = s.events.length >= MAX_EVENTS ? s.events.slice(1 - MAX_EVENTS) : s.events.slice();
         events.push(msg.event);
         let { devices } = s;
@@ -230,11 +230,14 @@ export class DashboardStore {
     try {
       history = await fetchEvents(EVENTS_ON_LOAD);
     } catch {
+      if (this.state.epoch === epoch) this.liveEvents = undefined;
       return;
     }
     if (this.state.epoch !== epoch) return;
     const seen = new Set(history.map(eventKey));
-    const events = history.concat(this.liveEvents.filter((e) => !seen.has(eventKey(e))));
+    const live = this.liveEvents ?? [];
+    this.liveEvents = undefined;
+    const events = history.concat(live.filter((e) => !seen.has(eventKey(e))));
     events.sort((a, b) => a.ts - b.ts);
     this.set({ events: events.slice(-MAX_EVENTS) });
   }
