@@ -255,13 +255,13 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
     );
     const shownAt = (await marks(page)).restartShownAt;
     const row = item.locator(":scope > .row");
+    // The restart flashes the row (for 1.6 s).
+    expect(await row.getAttribute("class")).toMatch(/flash-[ab]/);
     expect(await row.textContent()).toContain("1 restart");
     expect(await row.textContent()).toContain("last exit: killed");
     // The budget of its supervisor counts the restart.
     const sensors = page.locator('[role=treeitem][data-path="hub/fleet/tank-pi/sensors"] > .row');
     await expect.poll(() => sensors.textContent(), { timeout: 2000 }).toContain("budget 1 of 3 in 5 s");
-    // The restart flashed.
-    expect(await row.getAttribute("class")).toMatch(/flash-[ab]/);
     // And the timeline has it.
     const restarted = page.locator(`li.event[data-type="restarted"]`, { hasText: WATCHED });
     await restarted.first().waitFor({ timeout: 2000 });

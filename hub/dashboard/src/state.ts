@@ -13,6 +13,15 @@ export interface Series {
   values: number[];
 }
 
+export interface Flash {
+  count: number;
+  /** Date.now() of the last one. */
+  at: number;
+}
+
+/** How long a restart flashes its row (the CSS animation's length). */
+export const FLASH_MS = 1600;
+
 export interface DashboardState {
   connection: ConnectionState;
   tree: TreeNode | null;
@@ -20,8 +29,8 @@ export interface DashboardState {
   /** Oldest first, at most {@link MAX_EVENTS}. */
   events: HubEvent[];
   faults: unknown[];
-  /** Per node path, how many restarts this page has seen happen (drives the flash). */
-  flashes: Record<string, number>;
+  /** Per node path, the restarts this page saw happen and when the last one arrived (drives the flash). */
+  flashes: Record<string, Flash>;
   /** Per `device/sensor`. */
   series: Record<string, Series>;
   /** Counts snapshots: a new one means history must be read again. */
@@ -157,7 +166,10 @@ export class DashboardStore {
         }
         const flashes =
           old !== undefined && msg.node.restarts > old.restarts
-            ? { ...s.flashes, [msg.node.path]: (s.flashes[msg.node.path] ?? 0) + 1 }
+            ? {
+                ...s.flashes,
+                [msg.node.path]: { count: (s.flashes[msg.node.path]?.count ?? 0) + 1, at: Date.now() },
+              }
             : s.flashes;
         return { ...s, tree: merged, flashes };
       }

@@ -6,12 +6,12 @@
 import type { TargetedKeyboardEvent, TargetedMouseEvent } from "preact";
 import { useMemo, useRef, useState } from "preact/hooks";
 import { ago, duration } from "./format.ts";
-import { findNode, parentPath } from "./state.ts";
+import { FLASH_MS, type Flash, findNode, parentPath } from "./state.ts";
 import type { TreeNode } from "./types.ts";
 
 interface Props {
   tree: TreeNode | null;
-  flashes: Record<string, number>;
+  flashes: Record<string, Flash>;
   now: number;
 }
 
@@ -127,7 +127,7 @@ interface NodeProps {
   level: number;
   collapsed: ReadonlySet<string>;
   focused: string;
-  flashes: Record<string, number>;
+  flashes: Record<string, Flash>;
   now: number;
   onFocus(path: string): void;
 }
@@ -135,7 +135,11 @@ interface NodeProps {
 function Node({ node, level, collapsed, focused, flashes, now, onFocus }: NodeProps) {
   const hasChildren = (node.children?.length ?? 0) > 0;
   const open = hasChildren && !collapsed.has(node.path);
+  // Only while it is fresh: a row mounted again later (a subtree re-opened) must not replay an old flash. Two
+  // identical animations alternate so that a second restart in a row restarts the animation.
   const flash = flashes[node.path];
+  const flashClass =
+    flash === undefined || Date.now() - flash.at > FLASH_MS ? "" : flash.count % 2 ? " flash-a" : " flash-b";
   const budget = node.intensity;
   return (
     <div
@@ -151,9 +155,7 @@ function Node({ node, level, collapsed, focused, flashes, now, onFocus }: NodePr
         if (e.target === e.currentTarget) onFocus(node.path);
       }}
     >
-      <div
-        class={`row status-${node.status}${flash === undefined ? "" : flash % 2 ? " flash-a" : " flash-b"}`}
-      >
+      <div class={`row status-${node.status}${flashClass}`}>
         <span class="twisty" aria-hidden="true">
           {hasChildren ? (open ? "▾" : "▸") : ""}
         </span>
