@@ -1,22 +1,17 @@
 /**
  * The board actor of an Arduino (Uno, Nano, Mega): Firmata, through firmata-io, over the stream its device's Link
- * owns. It asks the link for the stream, waits for Firmata's handshake, sets the pins of the device's sensors and
+ * owns. It asks the link for a view of the stream, waits for Firmata's handshake, sets the pins of the device's sensors and
  * actuators, forwards readings (stored first, then sent to the sensor actor) at each sensor's `periodMs`, carries
  * out commands, and reads Ganglion's heartbeat sysex (firmware/arduino/PROTOCOL.md): the first one marks the device
  * online, one after a reboot emits `board_reset` and re-applies pins and every actuator's intended state, and none
  * for 3 heartbeat periods marks the device offline and restarts the link (and, rest_for_one, this actor).
  *
- * Readings by sensor kind (10-bit ADC, 5 V reference):
- * - `analog`, `light`, `humidity`: the raw ADC count, 0..1023.
- * - `thermometer` on an analog pin: an LM35 (10 mV/°C), so °C = counts × 5000 mV / 1023 / 10 mV, two decimals.
- * - `button`, `digital-in`: the pin level (1 high, 0 low) with the internal pull-up on, so a button wired to
- *   ground reads 0 while pressed; the sensor actor turns it into a boolean.
- * Bus-addressed sensors (I2C) are not driven on an Arduino yet: they are logged and left `restarting`.
+ * Pins, readings by sensor kind and ops: devices/boards/firmata-pins.ts.
  *
  * The hub publishes the board's retained `status` (online/offline) on its behalf (DESIGN.md §2).
  */
 import type { Duplex } from "node:stream";
-import type { ActuatorConfig, DeviceConfig, SensorConfig } from "../../hub/config.ts";
+import type { DeviceConfig } from "../../hub/config.ts";
 import { boardName, type HubContext, linkName, partName } from "../../hub/context.ts";
 import {
   type ChildSpec,
@@ -45,6 +40,16 @@ import {
   parseHeartbeat,
   RESET_CAUSES,
 } from "./firmata.ts";
+import {
+  commandValue,
+  configurePins,
+  convert,
+  type Input,
+  type Output,
+  resolvePins,
+  restoreCommand,
+  samplingMs,
+} from "./firmata-pins.ts";
 
 /** Firmata must be ready (version, firmware, capabilities, analog map) this long after the port opened. */
 export const HANDSHAKE_MS = 8000;
@@ -54,11 +59,6 @@ export const HEARTBEAT_MS = 1000;
 const CONFIRM_MS = 5000;
 /** firmata-io asks for the version itself if the board did not announce one within this long. */
 const REPORT_VERSION_MS = 2000;
-/** Servo pulse range in µs (the firmware maps 0..180° onto it). */
-const SERVO_US: [number, number] = [544, 2400];
-
-const ANALOG_KINDS = new Set(["analog", "thermometer", "light", "humidity"]);
-
 /** Counters of one board actor, for tests and the API (`call(board, {t: "stats"})`). */
 export interface BoardStats {
   phase: Phase;
@@ -71,27 +71,6 @@ export interface BoardStats {
 }
 
 type Phase = "connecting" | "handshaking" | "ready";
-
-interface Input {
-  config: SensorConfig;
-  /** Digital pin number. */
-  pin: number;
-  /** Analog channel, for analog kinds. */
-  channel: number | null;
-  latest: number | null;
-  /** A reading arrived since the last one was forwarded. */
-  fresh: boolean;
-  seq: number;
-  timer: TimerHandle | null;
-}
-
-interface Output {
-  config: ActuatorConfig;
-  pin: number;
-  level: boolean;
-  blink: TimerHandle | null;
-  blinkHalfMs: number;
-}
 
 interface Pending {
   from: From<CommandResult>;
@@ -184,48 +163,6 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
     input.fresh = false;
   };
 
-  /** Resolves each part's pin against the board's capabilities; parts the hub cannot drive are logged and left out. */
-  const resolvePins = (state: State, io: FirmataIo) => {
-    const digitalPin = (pin: string | number | undefined): number | null => {
-      if (pin === undefined) return null;
-      if (typeof pin === "number") return pin < io.pins.length ? pin : null;
-      return io.analogPins[Number(pin.slice(1))] ?? null;
-    };
-    for (const s of config.sensors) {
-      const slog = log.child({ sensor: s.id });
-      const pin = digitalPin(s.pin);
-      if (pin === null) {
-        slog.error(
-          `${device}/${s.id}: ${s.pin === undefined ? `bus address ${s.address} is not supported on an Arduino yet` : `pin ${s.pin} does not exist on this board`}; fix the sensor in fleet.yaml`,
-        );
-        continue;
-      }
-      let channel: number | null = null;
-      if (ANALOG_KINDS.has(s.kind)) {
-        channel = io.pins[pin]?.analogChannel ?? 127;
-        if (channel === 127) {
-          slog.error(
-            `${device}/${s.id}: pin ${s.pin} has no analog input; a ${s.kind} needs one of A0..A${io.analogPins.length - 1}: fix its pin in fleet.yaml`,
-          );
-          continue;
-        }
-      }
-      state.inputs.set(s.id, { config: s, pin, channel, latest: null, fresh: false, seq: 0, timer: null });
-    }
-    for (const a of config.actuators) {
-      const pin = digitalPin(a.pin);
-      if (pin === null) {
-        log
-          .child({ actuator: a.id })
-          .error(
-            `${device}/${a.id}: ${a.pin === undefined ? "an actuator on a bus address" : `pin ${a.pin}`} cannot be driven on this board; fix it in fleet.yaml`,
-          );
-        continue;
-      }
-      state.outputs.set(a.id, { config: a, pin, level: false, blink: null, blinkHalfMs: 0 });
-    }
-  };
-
   /** Routes firmata-io's events for our pins to this actor's mailbox (once per Firmata instance). */
   const listen = (state: State, io: FirmataIo) => {
     const self = state.self;
@@ -236,29 +173,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
     }
   };
 
-  /** Analog sampling: twice per the fastest analog sensor's period, within the firmware's 19 ms .. 1 s. */
-  const analogPeriods = config.sensors.filter((s) => ANALOG_KINDS.has(s.kind)).map((s) => s.periodMs);
-  const samplingMs = Math.max(19, Math.min(1000, Math.floor(Math.min(...analogPeriods, 2000) / 2)));
-
-  /** Pin modes, sampling and reporting; sent after the handshake and again after every board reset. */
-  const configurePins = (state: State, io: FirmataIo) => {
-    io.setSamplingInterval(samplingMs);
-    for (const input of state.inputs.values()) {
-      if (input.channel !== null) {
-        // firmata-io takes the analog channel here (and the firmware starts analog pins in ANALOG mode).
-        io.pinMode(input.channel, io.MODES.ANALOG);
-        io.reportAnalogPin(input.channel, 1);
-      } else {
-        io.pinMode(input.pin, io.MODES.PULLUP);
-        io.reportDigitalPin(input.pin, 1);
-      }
-    }
-    for (const out of state.outputs.values()) {
-      const kind = out.config.kind;
-      if (kind === "servo") io.servoConfig(out.pin, SERVO_US[0], SERVO_US[1]);
-      else io.pinMode(out.pin, kind === "pwm" ? io.MODES.PWM : io.MODES.OUTPUT);
-    }
-  };
+  const sampling = samplingMs(config);
 
   const stopBlink = (out: Output) => {
     if (out.blink !== null) clock().clearTimeout(out.blink);
@@ -343,7 +258,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
         uptimeMs: beat.uptimeMs,
       });
       if (state.phase === "ready" && state.io !== null) {
-        configurePins(state, state.io);
+        configurePins(state.io, state.inputs.values(), state.outputs.values(), sampling);
         reapplyIntended(state);
       }
     }
@@ -483,9 +398,14 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
                   { firmware: io.firmware.name, pins: io.pins.length },
                   `${device}: Firmata ready (${io.firmware.name ?? "unknown firmware"})`,
                 );
-                resolvePins(state, io);
+                const pins = resolvePins(config, io);
+                state.inputs = pins.inputs;
+                state.outputs = pins.outputs;
+                for (const p of pins.problems) {
+                  log.child(p.actuator ? { actuator: p.part } : { sensor: p.part }).error(p.message);
+                }
                 listen(state, io);
-                configurePins(state, io);
+                configurePins(io, state.inputs.values(), state.outputs.values(), sampling);
                 for (const input of state.inputs.values()) {
                   const self = state.self;
                   const sensor = input.config.id;
@@ -616,44 +536,6 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
         { link: ctx.parent, label: ctx.path, name: { via: hub.names, key: boardName(device) } },
       ),
   };
-}
-
-/** A reading's value from the pin's raw value (see the module comment for the formulas). */
-function convert(config: SensorConfig, raw: number): ReadingValue {
-  if (config.kind === "thermometer") return Math.round(((raw * 5000) / 1023 / 10) * 100) / 100;
-  return raw;
-}
-
-/** What an op leaves the output at, or `undefined` when this board cannot do it. */
-function commandValue(out: Output, op: string, args: Record<string, unknown>): ReadingValue | undefined {
-  switch (op) {
-    case "on":
-    case "close":
-      return true;
-    case "off":
-    case "open":
-      return false;
-    case "toggle":
-      return !out.level;
-    case "blink":
-      return `blink:${Number(args.periodMs)}`;
-    case "to":
-      return Number(args.deg);
-    case "set":
-      return typeof args.value === "number" && (out.config.kind === "servo" || out.config.kind === "pwm")
-        ? args.value
-        : args.value === true || args.value === 1;
-    default:
-      return undefined;
-  }
-}
-
-/** The actuator command that brings an output back to a recorded state. */
-function restoreCommand(value: ReadingValue): { op: string; args: Record<string, unknown> } {
-  if (typeof value === "string" && value.startsWith("blink:")) {
-    return { op: "blink", args: { periodMs: Number(value.slice("blink:".length)) } };
-  }
-  return { op: "set", args: { value } };
 }
 
 /** The last state an actuator confirmed, as the fleet state recorded it. */
