@@ -5,7 +5,7 @@
  */
 import { appendFile, rename, writeFile } from "node:fs/promises";
 import { type Document, isSeq, YAMLSeq } from "yaml";
-import { FleetConfigError, formatPath } from "./errors.ts";
+import { allowedKeys, FleetConfigError, formatPath, unknownKeyMessage } from "./errors.ts";
 import { parseFleet, readFleetText } from "./parse.ts";
 import { type DeviceConfig, type DeviceInput, DeviceSchema, normaliseBoardKind } from "./schema.ts";
 import { spliceAdd, spliceRemove } from "./splice.ts";
@@ -47,7 +47,10 @@ export function parseDeviceInput(input: unknown): DeviceConfig {
   if (checked.success) return checked.data;
   const issues = checked.error.issues.flatMap((i) =>
     i.code === "unrecognized_keys"
-      ? i.keys.map((k) => ({ path: formatPath([...i.path, k]), message: `unknown key "${k}"` }))
+      ? i.keys.map((k) => ({
+          path: formatPath([...i.path, k]),
+          message: unknownKeyMessage(k, allowedKeys(DeviceSchema, i.path)),
+        }))
       : [{ path: formatPath(i.path), message: i.message }],
   );
   const lines = issues.map((i) => (i.path ? `device.${i.path}: ${i.message}` : `device: ${i.message}`));

@@ -77,12 +77,74 @@ export function lineOf(
   return offset === undefined ? 0 : counter.linePos(offset).line;
 }
 
+/** A schema node as zod 4 describes itself (`_zod.def`); only the wrappers a fleet file uses are followed. */
+interface SchemaNode {
+  _zod: {
+    def: {
+      type: string;
+      in?: SchemaNode;
+      innerType?: SchemaNode;
+      element?: SchemaNode;
+      shape?: Record<string, SchemaNode>;
+      options?: SchemaNode[];
+    };
+  };
+}
+
+/** The keys an object schema at `path` allows, following defaults, pipes, arrays and unions. */
+export function allowedKeys(schema: unknown, path: readonly PropertyKey[]): string[] {
+  let nodes: SchemaNode[] = [schema as SchemaNode];
+  const unwrap = (n: SchemaNode): SchemaNode[] => {
+    const def = n._zod.def;
+    if (def.in) return unwrap(def.in);
+    if (def.innerType) return unwrap(def.innerType);
+    if (def.options) return def.options.flatMap(unwrap);
+    return [n];
+  };
+  for (const seg of path) {
+    nodes = nodes.flatMap(unwrap).flatMap((n) => {
+      const def = n._zod.def;
+      if (typeof seg === "number" && def.element) return [def.element];
+      const child = typeof seg === "string" ? def.shape?.[seg] : undefined;
+      return child ? [child] : [];
+    });
+  }
+  return [...new Set(nodes.flatMap(unwrap).flatMap((n) => Object.keys(n._zod.def.shape ?? {})))];
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j] ?? 0;
+      row[j] = Math.min(cur + 1, (row[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+/** `unknown key "x"`, with the closest allowed key when one is near (a typo), else the list of allowed keys. */
+export function unknownKeyMessage(key: string, allowed: readonly string[]): string {
+  if (allowed.length === 0) return `unknown key "${key}"`;
+  const best = allowed
+    .map((k) => [k, editDistance(key.toLowerCase(), k.toLowerCase())] as const)
+    .sort((x, y) => x[1] - y[1])[0];
+  if (best && best[1] <= Math.max(1, Math.floor(key.length / 3)))
+    return `unknown key "${key}" (did you mean "${best[0]}"?)`;
+  return `unknown key "${key}" (allowed: ${allowed.join(", ")})`;
+}
+
 /** Maps zod's issues to {@link FleetIssue}s, with the message reworded as "expected ...". */
 export function issuesFromZod(
   error: z.ZodError,
   file: string,
   doc: Document,
   counter: LineCounter,
+  /** The schema that produced `error`, to name the keys allowed where an unknown one was found. */
+  schema?: unknown,
 ): FleetIssue[] {
   const out: FleetIssue[] = [];
   for (const issue of error.issues) {
@@ -92,7 +154,7 @@ export function issuesFromZod(
           file,
           line: lineOf(doc, counter, issue.path, key),
           path: formatPath([...issue.path, key]),
-          message: `unknown key "${key}"`,
+          message: unknownKeyMessage(key, schema ? allowedKeys(schema, issue.path) : []),
         });
       }
       continue;

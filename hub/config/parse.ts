@@ -40,7 +40,8 @@ export function parseFleet(text: string, fileName: string): ParsedFleet {
     ]);
   }
   const result = FleetConfigSchema.safeParse(data, { reportInput: true });
-  if (!result.success) throw new FleetConfigError(issuesFromZod(result.error, fileName, doc, counter));
+  if (!result.success)
+    throw new FleetConfigError(issuesFromZod(result.error, fileName, doc, counter, FleetConfigSchema));
   return { config: result.data, doc, counter };
 }
 

@@ -127,12 +127,17 @@ describe("fleet config: errors name the line, the path and what is expected", ()
 
   it("refuses an unknown key, naming it and its line", () => {
     const err = issuesOf(edit(text, "        maxRatePerS: 5", "        maxRatePerS: 5\n        colour: red"));
-    expect(err.message).toBe('fleet.yaml:22: devices[0].sensors[0].colour: unknown key "colour"');
+    expect(err.message).toBe(
+      'fleet.yaml:22: devices[0].sensors[0].colour: unknown key "colour" (allowed: id, kind, unit, pin, address, ' +
+        "periodMs, range, maxRatePerS, staleMs, flatLineMs, retention)",
+    );
   });
 
   it("refuses an unknown top-level hub key", () => {
     const err = issuesOf(edit(text, "  retention: 500", "  retension: 500"));
-    expect(err.message).toBe('fleet.yaml:6: hub.retension: unknown key "retension"');
+    expect(err.message).toBe(
+      'fleet.yaml:6: hub.retension: unknown key "retension" (did you mean "retention"?)',
+    );
   });
 
   it("refuses a bad device id", () => {
@@ -257,7 +262,9 @@ describe("one device, as the API receives it", () => {
       "sensors[0].range",
     ]);
     expect((err as Error).message).toContain("device.sensors[0].range: expected [min, max] with min < max");
-    expect((err as Error).message).toContain('device.sensors[0].colour: unknown key "colour"');
+    expect((err as Error).message).toContain(
+      'device.sensors[0].colour: unknown key "colour" (allowed: id, kind,',
+    );
   });
 });
 
