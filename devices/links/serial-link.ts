@@ -118,18 +118,21 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
             const clock = getClock();
             const state: State = { self: pid, stream: null, share: null, waiting: [], openTimer: null };
             state.openTimer = clock.setTimeout(() => send(pid, { t: "open-timeout" }), OPEN_TIMEOUT_MS);
-            hub.serialOpener(link, device).then(
-              (stream) => {
-                // Opened after this link gave up on it (timeout, shutdown): nobody else will close it.
-                if (pid.proc === null) void closePort(stream);
-                else send(pid, { t: "opened", stream } satisfies Info);
-              },
-              (err: unknown) =>
-                send(pid, {
-                  t: "open-failed",
-                  message: err instanceof Error ? err.message : String(err),
-                } satisfies Info),
-            );
+            // Through a promise even if the opener throws synchronously: a bad opener must not fail the start.
+            Promise.resolve()
+              .then(() => hub.serialOpener(link, device))
+              .then(
+                (stream) => {
+                  // Opened after this link gave up on it (timeout, shutdown): nobody else will close it.
+                  if (pid.proc === null) void closePort(stream);
+                  else send(pid, { t: "opened", stream } satisfies Info);
+                },
+                (err: unknown) =>
+                  send(pid, {
+                    t: "open-failed",
+                    message: err instanceof Error ? err.message : String(err),
+                  } satisfies Info),
+              );
             return state;
           },
           handleCall: (req: LinkRequest, from: From<Duplex | true>, state: State) => {
