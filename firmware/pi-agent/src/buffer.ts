@@ -93,6 +93,8 @@ export class DiskQueue<T> {
   private droppedTotal = 0;
   private readonly ackedAhead = new Set<number>();
   private recoveredMeta: QueueMeta = {};
+  /** The mark's page, reused: it is rewritten at every acknowledgement. */
+  private readonly ackPage = Buffer.alloc(ACK_WIDTH, 0x20).fill(0x0a, ACK_WIDTH - 1);
   private metaSource: (() => QueueMeta) | undefined;
 
   private constructor(opts: DiskQueueOptions) {
@@ -255,7 +257,9 @@ export class DiskQueue<T> {
     if (Buffer.byteLength(json) >= ACK_WIDTH) {
       throw new RangeError(`queue mark of ${Buffer.byteLength(json)} bytes does not fit in ${ACK_WIDTH}`);
     }
-    writeSync(this.ackFd, `${json.padEnd(ACK_WIDTH - 1)}\n`, 0);
+    const page = this.ackPage;
+    page.fill(0x20, page.write(json, "utf8"), ACK_WIDTH - 1); // pad with spaces; the last byte stays "\n"
+    writeSync(this.ackFd, page, 0, ACK_WIDTH, 0);
   }
 
   private recover(): void {
