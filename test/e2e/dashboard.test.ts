@@ -141,6 +141,7 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "ganglion-e2e-"));
+    rmSync(SHOTS, { recursive: true, force: true }); // no stale screenshots from an earlier run
     mkdirSync(SHOTS, { recursive: true });
     // What `npm install` (prepare) builds, from the current sources; the hub processes below serve it too.
     execFileSync(process.execPath, ["hub/dashboard/build.mjs"], { stdio: "pipe" });
@@ -326,6 +327,26 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
     await expect.poll(() => pi.sys.readGpio(27), { timeout: 5000 }).toBe(1);
     expect(await page.locator('[data-device="tank-pi"] [role=alert]').count()).toBe(0);
     await shot("actuators");
+  }, 20_000);
+
+  it("shows a device that went away as offline with the reason, its controls disabled", async () => {
+    await current!.demo.pis.get("greenhouse-pi")!.stop();
+    const card = page.locator('[data-device="greenhouse-pi"]');
+    await expect
+      .poll(() => card.locator("[data-role=device-status]").textContent(), { timeout: 10_000 })
+      .toBe("offline");
+    expect(await card.locator(".meta .reason").textContent()).toMatch(/\S/);
+    expect(await card.getByRole("button", { name: "Close" }).isDisabled()).toBe(true);
+    expect(await card.getByRole("button", { name: "On" }).isDisabled()).toBe(true);
+    // The other device is untouched.
+    expect(await page.locator('[data-device="tank-pi"] [data-role=device-status]').textContent()).toBe(
+      "online",
+    );
+    await page
+      .locator('li.event[data-type="offline"]', { hasText: "hub/fleet/greenhouse-pi" })
+      .first()
+      .waitFor();
+    await shot("device-offline");
   }, 20_000);
 
   it("shows 'disconnected' when the hub process stops and recovers when a new one starts on the same port", async () => {

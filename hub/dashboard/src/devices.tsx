@@ -108,6 +108,7 @@ function Actuator({ device, part }: { device: DeviceView; part: SensorView }) {
     }
   };
   const disabled = pending !== null || device.status !== "online";
+  const why = device.status === "online" ? undefined : `${device.id} is ${device.status}`;
   return (
     <li data-actuator={part.id}>
       <span class="act-id">{part.id}</span>
@@ -117,7 +118,13 @@ function Actuator({ device, part }: { device: DeviceView; part: SensorView }) {
       </span>
       <span class={`badge health-${part.health}`}>{part.health}</span>
       <span class="act-buttons">
-        <button type="button" disabled={disabled} aria-busy={pending === ops.on} onClick={() => run(ops.on)}>
+        <button
+          type="button"
+          disabled={disabled}
+          title={why}
+          aria-busy={pending === ops.on}
+          onClick={() => run(ops.on)}
+        >
           {ops.onLabel}
         </button>
         <button
