@@ -174,6 +174,29 @@ export function deviceOfPath(path: string): string | null {
   return m?.[1] ?? null;
 }
 
+/** Why a row cannot be stored, or `null`. */
+function invalidRow(row: TelemetryRow): string | null {
+  if (
+    typeof row.device !== "string" ||
+    row.device === "" ||
+    typeof row.sensor !== "string" ||
+    row.sensor === ""
+  ) {
+    return "telemetry row needs a device and a sensor";
+  }
+  if (typeof row.ts !== "number" || !Number.isFinite(row.ts)) {
+    return `telemetry ${row.device}/${row.sensor}: ts must be epoch milliseconds`;
+  }
+  if (row.seq !== undefined && row.seq !== null && !Number.isSafeInteger(row.seq)) {
+    return `telemetry ${row.device}/${row.sensor}: seq must be an integer`;
+  }
+  const t = typeof row.value;
+  if (!(t === "boolean" || t === "string" || (t === "number" && Number.isFinite(row.value)))) {
+    return `telemetry ${row.device}/${row.sensor}: value must be a finite number, a boolean or a string`;
+  }
+  return null;
+}
+
 interface SensorEntry {
   id: number;
   rows: number;
@@ -335,7 +358,12 @@ export class HistoryStore {
    */
   appendTelemetry(rows: TelemetryRow | readonly TelemetryRow[]): boolean[] {
     this.assertOpen();
-    return this.commitTelemetry(Array.isArray(rows) ? rows : [rows as TelemetryRow]);
+    const list: readonly TelemetryRow[] = Array.isArray(rows) ? rows : [rows as TelemetryRow];
+    for (const row of list) {
+      const problem = invalidRow(row);
+      if (problem) throw new TypeError(problem);
+    }
+    return this.commitTelemetry(list);
   }
 
   /**
@@ -345,6 +373,9 @@ export class HistoryStore {
    */
   persistTelemetry(row: TelemetryRow): Promise<boolean> {
     this.assertOpen();
+    // A bad row is refused on its own here; inside the batch it would roll back everyone's readings.
+    const problem = invalidRow(row);
+    if (problem) return Promise.reject(new TypeError(problem));
     return new Promise((resolve, reject) => {
       this.pending.push({ row, resolve, reject });
       if (!this.flushScheduled) {

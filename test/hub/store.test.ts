@@ -215,6 +215,36 @@ describe("history store", () => {
     );
   });
 
+  it("refuses a bad row on its own, without failing the readings committed with it", async () => {
+    const store = openStore();
+    const good = readings("pi-1", "temp", 0, 3).map((r) => store.persistTelemetry(r));
+    const bad = [
+      store.persistTelemetry({ device: "pi-1", sensor: "temp", ts: Number.NaN, value: 1, seq: 9 }),
+      store.persistTelemetry({
+        device: "pi-1",
+        sensor: "temp",
+        ts: 5,
+        value: Number.POSITIVE_INFINITY,
+        seq: 10,
+      }),
+      store.persistTelemetry({ device: "pi-1", sensor: "temp", ts: 5, value: 1, seq: 1.5 }),
+    ];
+    const outcomes = Promise.all(
+      bad.map((p) =>
+        p.then(
+          () => "stored",
+          (e: unknown) => e,
+        ),
+      ),
+    );
+    expect(await Promise.all(good)).toEqual([true, true, true]);
+    for (const err of await outcomes) {
+      expect(err).toBeInstanceOf(TypeError);
+    }
+    expect(() => store.appendTelemetry({ device: "", sensor: "t", ts: 1, value: 1 })).toThrow(TypeError);
+    expect(store.telemetry({ device: "pi-1", sensor: "temp" }).map((r) => r.seq)).toEqual([0, 1, 2]);
+  });
+
   it("refuses use after close", () => {
     const store = openStore();
     store.close();
