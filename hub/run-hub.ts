@@ -2,12 +2,13 @@
  * Runs a hub from command-line options: reads the fleet file, adds the demo fleet with `--simulate`, starts the
  * supervision tree, prints the two start-up lines of DESIGN.md, and stops everything on SIGINT/SIGTERM.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import pino, { type Logger } from "pino";
 import { demoFleet } from "../simulator/demo.ts";
-import { PortInUseError } from "./api.ts";
+import { isLoopbackHost, PortInUseError } from "./api.ts";
 import { MqttPortInUseError } from "./broker.ts";
 import { type FleetConfig, FleetConfigSchema, loadFleetConfig } from "./config.ts";
 import { type RunningHub, startHub } from "./hub.ts";
@@ -59,6 +60,20 @@ async function readConfig(path: string | undefined): Promise<FleetConfig> {
   return FleetConfigSchema.parse({});
 }
 
+/**
+ * The API token to use: the given one, or off loopback a fresh one printed once (`ganglion: api token ...`).
+ * On loopback without a token, `undefined` (mutating routes are open to this machine's users).
+ */
+export function resolveApiToken(host: string, given: string | undefined): string | undefined {
+  if (given) return given;
+  if (isLoopbackHost(host)) return undefined;
+  const token = randomBytes(24).toString("base64url");
+  console.log(
+    `ganglion: api token (shown once; pass --api-token or GANGLION_API_TOKEN to keep one): ${token}`,
+  );
+  return token;
+}
+
 /** Finds the cause behind a failed start (the supervisor wraps a child's failure). */
 function rootCause(err: unknown): unknown {
   let e = err;
@@ -80,6 +95,8 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
   }
   const staticDir = options.staticDir ?? DASHBOARD_DIR;
   const dashboardBuilt = existsSync(join(staticDir, "index.html"));
+  // The token depends on where HTTP really binds: the flag, else the fleet file.
+  const apiToken = resolveApiToken(options.httpHost ?? config.hub.http.host, options.apiToken);
   let hub: RunningHub;
   try {
     hub = await startHub({
@@ -90,7 +107,7 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
       ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
       ...(options.mqttHost === undefined ? {} : { mqttHost: options.mqttHost }),
       ...(options.mqttPort === undefined ? {} : { mqttPort: options.mqttPort }),
-      ...(options.apiToken === undefined ? {} : { apiToken: options.apiToken }),
+      ...(apiToken === undefined ? {} : { apiToken }),
       ...(dashboardBuilt ? { staticDir } : {}),
     });
   } catch (err) {

@@ -2,14 +2,15 @@
  * `ganglion start`: runs the hub. {@link runStart} is the one place that builds it from the options, so the hub
  * core (`startHub`) replaces its body without touching the command's flags.
  */
-import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { action, CliError, parsePort } from "./common.ts";
 
 /** Options of `ganglion start`. */
 export interface StartOptions {
-  httpHost: string;
-  httpPort: number;
+  /** Default: the fleet file's `hub.http.host` (127.0.0.1). */
+  httpHost?: string;
+  /** Default: GANGLION_HTTP_PORT, else the fleet file's `hub.http.port` (8080). */
+  httpPort?: number;
   /** Bearer token for the API's mutating routes; needed (and generated if absent) off loopback. */
   apiToken?: string;
   mqttHost?: string;
@@ -21,35 +22,19 @@ export interface StartOptions {
   simulate?: boolean;
 }
 
-/**
- * The API token to use: the given one, or off loopback a fresh one printed once (`ganglion: api token ...`).
- * On loopback without a token, `undefined` (mutating routes are open to this machine's users).
- */
-export async function resolveApiToken(host: string, given: string | undefined): Promise<string | undefined> {
-  if (given) return given;
-  const { isLoopbackHost } = await import("../api.ts");
-  if (isLoopbackHost(host)) return undefined;
-  const token = randomBytes(24).toString("base64url");
-  console.log(
-    `ganglion: api token (shown once; pass --api-token or GANGLION_API_TOKEN to keep one): ${token}`,
-  );
-  return token;
-}
-
 /** Starts the hub (hub/run-hub.ts) and prints its listening lines; a taken port exits 2. */
 export async function runStart(opts: StartOptions): Promise<void> {
   // Loaded here, not at the top: other commands should not pay for loading the whole hub.
   const { HubStartError, runHub } = await import("../run-hub.ts");
-  const token = await resolveApiToken(opts.httpHost, opts.apiToken);
   try {
     await runHub({
-      httpHost: opts.httpHost,
-      httpPort: opts.httpPort,
+      ...(opts.httpHost === undefined ? {} : { httpHost: opts.httpHost }),
+      ...(opts.httpPort === undefined ? {} : { httpPort: opts.httpPort }),
       ...(opts.mqttHost === undefined ? {} : { mqttHost: opts.mqttHost }),
       ...(opts.mqttPort === undefined ? {} : { mqttPort: opts.mqttPort }),
       ...(opts.config === undefined ? {} : { config: opts.config }),
       ...(opts.dataDir === undefined ? {} : { dataDir: opts.dataDir }),
-      ...(token === undefined ? {} : { apiToken: token }),
+      ...(opts.apiToken === undefined ? {} : { apiToken: opts.apiToken }),
       simulate: opts.simulate === true,
     });
   } catch (err) {
@@ -63,12 +48,12 @@ export function registerStart(program: Command): void {
   program
     .command("start")
     .description("start the hub")
-    .option("--http-host <host>", "address the HTTP API binds to", "127.0.0.1")
+    .option("--http-host <host>", "address the HTTP API binds to (default: fleet file, else 127.0.0.1)")
     .option(
       "--http-port <port>",
-      "HTTP port (0 picks a free port; env GANGLION_HTTP_PORT)",
+      "HTTP port (0 picks a free port; env GANGLION_HTTP_PORT; default: fleet file, else 8080)",
       parsePort,
-      parsePort(process.env.GANGLION_HTTP_PORT ?? "8080"),
+      process.env.GANGLION_HTTP_PORT === undefined ? undefined : parsePort(process.env.GANGLION_HTTP_PORT),
     )
     .option(
       "--api-token <token>",

@@ -18,15 +18,36 @@ function runCli(args: string[]): ChildProcess {
   return child;
 }
 
+const outputs = new WeakMap<ChildProcess, { text: string }>();
+
+/** Resolves once the child's stdout so far (not just new chunks) matches `pattern`. */
 function waitForLine(child: ChildProcess, pattern: RegExp): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let out = "";
+  let out = outputs.get(child);
+  if (out === undefined) {
+    const record = { text: "" };
+    out = record;
+    outputs.set(child, record);
     child.stdout?.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = out.match(pattern);
-      if (match) resolve(match);
+      record.text += chunk.toString();
     });
-    child.once("exit", (code) => reject(new Error(`exited ${code} before printing ${pattern}: ${out}`)));
+  }
+  const seen = out;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const match = seen.text.match(pattern);
+      if (match) {
+        clearInterval(timer);
+        child.off("exit", onExit);
+        resolve(match);
+      }
+    };
+    const onExit = (code: number | null) => {
+      clearInterval(timer);
+      reject(new Error(`exited ${code} before printing ${pattern}: ${seen.text}`));
+    };
+    const timer = setInterval(check, 20);
+    child.once("exit", onExit);
+    check();
   });
 }
 
@@ -86,7 +107,7 @@ describe("ganglion start", () => {
 
 describe("ganglion start --simulate (what npm start runs)", () => {
   it("runs the hub with the demo Pis: both come online with readings, a command reaches a board, SIGTERM stops it", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "ganglion-demo-"));
+    const demoDir = mkdtempSync(join(tmpdir(), "ganglion-demo-"));
     const child = runCli([
       "start",
       "--simulate",
@@ -95,7 +116,7 @@ describe("ganglion start --simulate (what npm start runs)", () => {
       "--mqtt-port",
       "0",
       "--data-dir",
-      dataDir,
+      demoDir,
     ]);
     try {
       const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
