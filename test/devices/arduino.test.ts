@@ -130,7 +130,7 @@ beforeAll(async () => {
     httpPort: 0,
     mqttPort: 0,
     dataDir,
-    logger: pino({ level: "silent" }),
+    logger: pino({ level: process.env.GANGLION_TEST_LOG ?? "silent" }),
     serialOpener: opener,
   });
 }, 30_000);
