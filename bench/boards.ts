@@ -133,11 +133,8 @@ export async function run(options: { json: boolean }): Promise<void> {
       let firmware: { hex?: string; bootloader?: string; command?: string } | undefined;
       let what = "";
       if (fixture) {
-        firmware = { hex: fixture, command: "p" };
-        what = "test fixture busy loop";
-      } else if (mcu === "atmega328p" && existsSync(OPTIBOOT)) {
-        firmware = { bootloader: readFileSync(OPTIBOOT, "utf8") };
-        what = "Optiboot polling the UART";
+        firmware = { hex: fixture, command: "c" };
+        what = "test fixture counting loop";
       }
       if (!firmware) {
         notes.push(`busy ${mcu}: skipped (apt-get install gcc-avr avr-libc binutils-avr)`);

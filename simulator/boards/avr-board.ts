@@ -21,8 +21,9 @@ import {
 import { type HexImage, loadIntelHex, parseIntelHex } from "./intel-hex.ts";
 import { type McuName, type McuSpec, mcuSpec, RESET_FLAG, type ResetCause, ResetFlag } from "./mcu.ts";
 import { SleepHorizon } from "./sleep.ts";
+import { SpinDetector } from "./spin.ts";
 import { FlashProgrammer } from "./spm.ts";
-import { UsartReceiver } from "./usart-rx.ts";
+import { type RxQueue, UsartReceiver } from "./usart-rx.ts";
 
 const OPCODE_SLEEP = 0x9588;
 
@@ -75,6 +76,8 @@ export interface BoardStats {
   instructions: number;
   /** Cycles skipped while the CPU slept. */
   sleepCycles: number;
+  /** Cycles skipped while the CPU spun in a pure polling loop (spin.ts). */
+  spinCycles: number;
   resets: number;
 }
 
@@ -95,7 +98,7 @@ export class AvrBoard {
   /** Byte address the CPU starts at after a reset (0, or the boot section when a bootloader is loaded). */
   readonly resetVector: number;
   readonly hooks: AvrBoardHooks = {};
-  readonly stats: BoardStats = { cycles: 0, instructions: 0, sleepCycles: 0, resets: 0 };
+  readonly stats: BoardStats = { cycles: 0, instructions: 0, sleepCycles: 0, spinCycles: 0, resets: 0 };
   readonly firmware: HexImage | undefined;
   readonly bootloaderImage: HexImage | undefined;
   /** Bootloader bytes that lay past the end of flash and were dropped. */
@@ -106,7 +109,7 @@ export class AvrBoard {
   private readonly analog: number[];
   /** Levels driven onto input pins from outside, by port letter: [mask, values]. */
   private readonly inputs = new Map<string, { mask: number; values: number }>();
-  private readonly rxQueue: number[] = [];
+  private readonly rxQueue: RxQueue = { bytes: [], notBefore: [] };
   private txBuffer: number[] = [];
 
   private cpu!: CPU;
@@ -115,6 +118,7 @@ export class AvrBoard {
   private adc!: AVRADC;
   private ports!: Map<string, AVRIOPort>;
   private horizon!: SleepHorizon;
+  private spin!: SpinDetector;
   private pinLevels!: Map<string, PinState[]>;
   private pendingReset = 0;
   private cyclesAtPendingReset = 0;
@@ -205,20 +209,28 @@ export class AvrBoard {
    * flags; the bootloader, if any, runs first. Queued serial input is dropped, as the USB-serial chip's bytes would be.
    */
   reset(cause: ResetCause = "external"): void {
-    this.rxQueue.length = 0;
+    this.rxQueue.bytes.length = 0;
+    this.rxQueue.notBefore.length = 0;
     this.finishPendingReset();
     this.build(RESET_FLAG[cause]);
   }
 
-  /** Queues bytes for the firmware's USART0 receiver; they arrive one character time apart at its baud rate. */
-  receive(bytes: Uint8Array | readonly number[]): void {
-    for (const b of bytes) this.rxQueue.push(b);
+  /**
+   * Queues bytes for the firmware's USART0 receiver; they arrive one character time apart at its baud rate.
+   * `atCycle` (board cycles) is when they were sent, for a board that runs behind wall time: they do not reach the
+   * firmware before that emulated moment, so the firmware sees them as late after its reset as the sender sent them.
+   */
+  receive(bytes: Uint8Array | readonly number[], atCycle = 0): void {
+    for (const b of bytes) {
+      this.rxQueue.bytes.push(b);
+      this.rxQueue.notBefore.push(atCycle);
+    }
     this.receiver.pump();
   }
 
   /** Bytes queued for the receiver and not yet delivered. */
   get rxPending(): number {
-    return this.rxQueue.length;
+    return this.rxQueue.bytes.length;
   }
 
   /** Sets the voltage on an analog input (channel n = An), 0..5 V at the default AVCC reference. */
@@ -296,9 +308,14 @@ export class AvrBoard {
         this.sleeping = true;
         continue;
       }
+      const pc = cpu.pc;
       avrInstruction(cpu);
       cpu.tick();
       instructions++;
+      if (cpu.pc < pc) {
+        const period = this.spin.check(cpu.pc, pc);
+        if (period > 0) this.skipSpin(period, end);
+      }
     }
     this.stats.instructions += instructions;
     if (this.pendingReset) {
@@ -333,6 +350,18 @@ export class AvrBoard {
       if (this.takeInterrupt()) return true;
       if (cpu.cycles >= end) return false;
     }
+  }
+
+  /** Skips whole iterations of a pure polling loop up to the next event that can end it, keeping its phase. */
+  private skipSpin(period: number, end: number): void {
+    const cpu = this.cpu;
+    const until = Math.min(this.horizon.next(), end);
+    const iterations = Math.floor((until - cpu.cycles) / period) - 1;
+    if (iterations < 1) return;
+    const skip = iterations * period;
+    cpu.cycles += skip;
+    this.stats.spinCycles += skip;
+    this.spin.skipped(skip);
   }
 
   /** Wakes the CPU if an enabled interrupt is pending: the vector is taken before the next instruction. */
@@ -389,6 +418,7 @@ export class AvrBoard {
     this.twi = new AVRTWI(cpu, spec.twi, spec.frequencyHz);
     if (this.i2cFactory) this.twi.eventHandler = this.i2cFactory(this.twi);
     this.horizon = new SleepHorizon(cpu, timers);
+    this.spin = new SpinDetector(cpu, this.progMem);
     this.programmer.attach(cpu, spec.registers.SPMCSR);
 
     // avr8js' watchdog calls cpu.reset(), which only rewinds PC and SP: end the slice and rebuild everything instead.
@@ -403,7 +433,7 @@ export class AvrBoard {
     };
     this.fixUcsraWrites(cpu);
     this.usart.onByteTransmit = (b) => this.txBuffer.push(b);
-    this.receiver = new UsartReceiver(cpu, this.usart, spec.usart0.UDR, this.rxQueue);
+    this.receiver = new UsartReceiver(cpu, this.usart, spec.usart0.UDR, this.rxQueue, this.cyclesBefore);
 
     this.sleepArmed = false;
     this.sleeping = false;

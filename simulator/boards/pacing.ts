@@ -52,6 +52,11 @@ export class RealTimePacer {
     return Math.max(0, Math.floor(due));
   }
 
+  /** The emulated cycle that corresponds to wall time now (where the emulation should be). */
+  target(): number {
+    return this.originCycles + ((this.now() - this.originMs) * this.frequencyHz) / 1000;
+  }
+
   /** Lag forgiven so far, in ms of emulated time. */
   get lagMs(): number {
     return (this.lagCycles * 1000) / this.frequencyHz;

@@ -63,6 +63,16 @@ export class BoardRunner {
     this.immediate = undefined;
   }
 
+  /** The board cycle that corresponds to wall time now when paced; 0 (any time) when unthrottled. */
+  wallCycle(): number {
+    return this.realtime && this.running ? Math.floor(this.pacer.target()) : 0;
+  }
+
+  /** Forgives any lag now: emulated time from here on follows wall time (after a reset on opening the port). */
+  resync(): void {
+    this.pacer.restart(this.board.cycles);
+  }
+
   /** Runs a turn soon (serial input arrived): a sleeping board's next idle turn would come too late. */
   kick(): void {
     if (!this.running || this.immediate) return;

@@ -41,7 +41,7 @@ function main(): void {
   port.on("message", (message: ToWorker) => {
     switch (message.type) {
       case "rx":
-        board.receive(message.bytes);
+        board.receive(message.bytes, runner.wallCycle());
         runner.kick();
         break;
       case "analog":
@@ -52,6 +52,7 @@ function main(): void {
         runner.kick();
         break;
       case "reset":
+        runner.resync();
         board.reset(message.cause);
         runner.kick();
         break;
@@ -99,12 +100,16 @@ function main(): void {
     if (config.ptyPath) {
       pty = new PtyBridge(config.ptyPath, {
         onOpen: () => {
-          if (config.resetOnOpen) board.reset("external");
+          if (config.resetOnOpen) {
+            // Start the reset level with wall time, so the bootloader's timing matches what the opener expects.
+            runner.resync();
+            board.reset("external");
+          }
           runner.kick();
           post({ type: "pty", event: "open" });
         },
         onData: (bytes) => {
-          board.receive(bytes);
+          board.receive(bytes, runner.wallCycle());
           runner.kick();
         },
         onClose: () => post({ type: "pty", event: "close" }),

@@ -142,15 +142,41 @@ describe.skipIf(!toolchain)("AvrBoard running a compiled test program", () => {
         expect(ms).toBeLessThanOrEqual(asked + 1);
       });
 
-      it("executes every cycle of a busy loop (no fast-forward while awake)", () => {
+      it("executes every cycle of a busy loop that does work", () => {
+        const rig = new Rig(mcu);
+        rig.runMs(20);
+        expect(rig.command("c", 5)).toBe("counting\n");
+        const c0 = rig.board.cycles;
+        const i0 = rig.board.stats.instructions;
+        const spin0 = rig.board.stats.spinCycles;
+        rig.runMs(100);
+        expect(rig.board.isSleeping).toBe(false);
+        expect(rig.board.stats.instructions - i0).toBeGreaterThan((rig.board.cycles - c0) / 3);
+        expect(rig.board.stats.spinCycles - spin0).toBe(0);
+        const spins = Number(/spins=(\d+)/.exec(rig.command("x", 5))?.[1]);
+        expect(spins).toBeGreaterThan(10_000); // ~100 ms of a loop of a few dozen cycles
+      });
+
+      it("skips a pure polling loop up to the event that ends it, and the loop still sees that event", () => {
         const rig = new Rig(mcu);
         rig.runMs(20);
         expect(rig.command("p", 5)).toBe("busy\n");
         const c0 = rig.board.cycles;
+        const spin0 = rig.board.stats.spinCycles;
         const i0 = rig.board.stats.instructions;
         rig.runMs(100);
+        const cycles = rig.board.cycles - c0;
         expect(rig.board.isSleeping).toBe(false);
-        expect(rig.board.stats.instructions - i0).toBeGreaterThan((rig.board.cycles - c0) / 3);
+        // The 1 kHz timer interrupt breaks the loop every ms; in between it is skipped.
+        expect(rig.board.stats.spinCycles - spin0).toBeGreaterThan(cycles * 0.9);
+        expect(rig.board.stats.instructions - i0).toBeLessThan(cycles / 50);
+        // The byte that ends the loop is seen: the loop exits and the main loop echoes it and the next one.
+        expect(rig.command("xy", 2)).toBe("xy");
+        // And the timer kept exact time through the skipped iterations.
+        const asked = rig.board.cycles / 16_000;
+        const ms = Number(/ms=(\d+)/.exec(rig.command("m", 5))?.[1]);
+        expect(ms).toBeGreaterThanOrEqual(Math.floor(asked) - 1);
+        expect(ms).toBeLessThanOrEqual(asked + 1);
       });
     });
   }
