@@ -137,7 +137,7 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
           },
           handleCall: (req: LinkRequest, from: From<Duplex | true>, state: State) => {
             if (req.t === "fail") {
-              log.warn({ reason: req.reason }, `${device}: board reports a dead serial link: ${req.reason}`);
+              log.debug({ reason: req.reason }, `${device}: the board reports a dead serial link; restarting it`);
               lose(req.reason);
               return stop<State, Duplex | true>(new SerialLinkError(req.reason, true), state, true);
             }
@@ -165,7 +165,7 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
               }
               case "open-failed": {
                 const reason = m.message;
-                log.error({ reason }, `${device}: cannot open serial port ${port}: ${reason}`);
+                log.error({ reason }, `${device}: ${reason}`);
                 lose(reason);
                 return stop(new SerialLinkError(reason, false), state);
               }
