@@ -60,6 +60,8 @@ beforeAll(async () => {
       {
         id: "pi-1",
         board: "raspberry-pi",
+        // Presence comes from status and the last will here; silence detection is not what these tests time.
+        silenceMs: 60_000,
         link: { type: "mqtt", tokenHash: await hashToken(token) },
         sensors: [
           { id: "temp", kind: "thermometer", unit: "°C", periodMs: 100, staleMs: 10_000, range: [-40, 125] },
