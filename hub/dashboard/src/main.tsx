@@ -12,4 +12,6 @@ connectLive(`${scheme}//${location.host}/api/live`, {
   message: (msg) => store.receive(msg),
   connection: (state) => store.setConnection(state),
 });
-render(<App store={store} />, document.getElementById("app")!);
+const root = document.getElementById("app")!;
+root.textContent = ""; // the static placeholder of index.html
+render(<App store={store} />, root);
