@@ -137,7 +137,10 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
           },
           handleCall: (req: LinkRequest, from: From<Duplex | true>, state: State) => {
             if (req.t === "fail") {
-              log.debug({ reason: req.reason }, `${device}: the board reports a dead serial link; restarting it`);
+              log.debug(
+                { reason: req.reason },
+                `${device}: the board reports a dead serial link; restarting it`,
+              );
               lose(req.reason);
               return stop<State, Duplex | true>(new SerialLinkError(req.reason, true), state, true);
             }
@@ -164,7 +167,8 @@ export function serialLinkChild(hub: HubContext, config: DeviceConfig): ChildSpe
                 return state;
               }
               case "open-failed": {
-                const reason = m.message;
+                // The default opener's messages name the port and the fix; an injected one's may not.
+                const reason = m.message.includes(port) ? m.message : `serial port ${port}: ${m.message}`;
                 log.error({ reason }, `${device}: ${reason}`);
                 lose(reason);
                 return stop(new SerialLinkError(reason, false), state);
