@@ -265,10 +265,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (gen !== this.generation) return; // that connection is gone; the reading will be resent
         this.inflight--;
         if (err) {
-          this.log.warn(
-            { sensor: s, seq, err: err.message },
-            "publish failed; will resend after reconnecting",
-          );
+          // The reading stays in the buffer, but the pump has gone past it: reconnect to rewind and resend it.
+          this.log.warn({ sensor: s, seq, err: err.message }, "publish failed; reconnecting to resend");
+          client.end(true);
           return;
         }
         queue.ack(rec.index);
