@@ -25,6 +25,7 @@ import {
   getClock,
   inspectTree,
   type Pid,
+  type Process,
   Registry,
   replyWith,
   StartError,
@@ -153,7 +154,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     start: (ctx) =>
       startServer(
         {
-          init: async () => {
+          init: async (_: undefined, self: Process) => {
+            // Trap exits so a shutdown from the hub runs terminate and closes the server and /api/live.
+            self.setTrapExit(true);
             const api = await startApi({
               host: httpHost,
               port: httpPort,

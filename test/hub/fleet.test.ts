@@ -259,3 +259,31 @@ describe("the hub's HTTP API over the real core", () => {
     expect(body.error.code).toBe("device_offline");
   });
 });
+
+describe("stopping a hub", () => {
+  it("closes its HTTP API and broker (nothing keeps answering after stop)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ganglion-stop-"));
+    const other = await startHub({
+      config: FleetConfigSchema.parse({}),
+      httpPort: 0,
+      mqttPort: 0,
+      dataDir: dir,
+      logger: pino({ level: "silent" }),
+    });
+    const url = other.httpUrl as string;
+    expect((await fetch(`${url}/api/health`)).status).toBe(200);
+    const mqttUrl = other.mqttUrl;
+    await other.stop();
+    await expect(fetch(`${url}/api/health`)).rejects.toThrow();
+    const client = mqtt.connect(mqttUrl, { reconnectPeriod: 0, connectTimeout: 2000 });
+    await expect(
+      new Promise((resolve, reject) => {
+        client.once("connect", resolve);
+        client.once("error", reject);
+        client.once("close", () => reject(new Error("closed")));
+      }),
+    ).rejects.toThrow();
+    client.end(true);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
