@@ -63,11 +63,6 @@ export class BoardRunner {
     this.immediate = undefined;
   }
 
-  /** The board cycle that corresponds to wall time now when paced; 0 (any time) when unthrottled. */
-  wallCycle(): number {
-    return this.realtime && this.running ? Math.floor(this.pacer.target()) : 0;
-  }
-
   /** Forgives any lag now: emulated time from here on follows wall time (after a reset on opening the port). */
   resync(): void {
     this.pacer.restart(this.board.cycles);
@@ -101,7 +96,7 @@ export class BoardRunner {
     // Catching up runs in short slices with a turn between each, so serial replies leave at once instead of after a
     // long catch-up slice (avrdude's STK500 sync gives up on replies later than 250 ms).
     const due = this.pacer.due(board.cycles);
-    const slept = board.stats.sleepCycles;
+    const slept = board.stats.sleepCycles + board.stats.spinCycles;
     // A sleeping board with no serial input catches up in one go; anything else in short slices (replies leave early).
     const limit = board.isSleeping && board.rxPending === 0 ? due : this.sliceCycles;
     const ran = due > 0 ? board.run(Math.min(due, limit)) : 0;
@@ -110,8 +105,10 @@ export class BoardRunner {
       this.schedule(0);
       return;
     }
-    // A board that slept through most of the slice is idle, even if this slice ended inside an interrupt handler.
-    const idle = board.stats.sleepCycles - slept > ran * 0.9 && board.rxPending === 0;
+    // A board that slept (or spun in a skipped polling loop) through most of the slice is idle, even if the slice
+    // ended inside an interrupt handler.
+    const idle =
+      board.stats.sleepCycles + board.stats.spinCycles - slept > ran * 0.9 && board.rxPending === 0;
     this.schedule(idle ? this.idleTurnMs : 1);
   };
 }

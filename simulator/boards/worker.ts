@@ -41,7 +41,7 @@ function main(): void {
   port.on("message", (message: ToWorker) => {
     switch (message.type) {
       case "rx":
-        board.receive(message.bytes, runner.wallCycle());
+        board.receive(message.bytes);
         runner.kick();
         break;
       case "analog":
@@ -109,7 +109,7 @@ function main(): void {
           post({ type: "pty", event: "open" });
         },
         onData: (bytes) => {
-          board.receive(bytes, runner.wallCycle());
+          board.receive(bytes);
           runner.kick();
         },
         onClose: () => post({ type: "pty", event: "close" }),
