@@ -8,6 +8,7 @@ import {
   cleanTestFirmware,
   haveTools,
   MEGA_BOOTLOADER_HEX,
+  megaFarFirmware,
   OPTIBOOT_HEX,
   testFirmware,
 } from "./toolchain.ts";
@@ -180,6 +181,18 @@ describe.skipIf(!toolchain)("AvrBoard running a compiled test program", () => {
       });
     });
   }
+});
+
+describe.skipIf(!toolchain)("AvrBoard ATmega2560 above 128 KiB", () => {
+  afterAll(() => cleanTestFirmware());
+
+  it("runs code at 0x30000: 22-bit CALL, EICALL through a trampoline, 3-byte return addresses from interrupts", () => {
+    const rig = new Rig("atmega2560", { hex: megaFarFirmware() });
+    expect(rig.board.firmware!.end).toBeGreaterThan(0x30000);
+    rig.runMs(200);
+    // sum(1..20000) + sum(1..1000), with timer interrupts taken while running up there.
+    expect(rig.out).toBe("far=200510500 ticks=1\n");
+  });
 });
 
 describe.skipIf(!toolchain || !haveTools("bootloader tests", ARDUINO_CORE))(

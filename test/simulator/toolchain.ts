@@ -61,6 +61,20 @@ export function testFirmware(mcu: McuName): string {
   return text;
 }
 
+/** Compiles fixtures/mega-far.c (code at 0x30000, 3-byte PC) for the ATmega2560 and returns the Intel HEX text. */
+export function megaFarFirmware(): string {
+  buildDir ??= mkdtempSync(join(tmpdir(), "ganglion-board-test-"));
+  const elf = join(buildDir, "mega-far.elf");
+  const hex = join(buildDir, "mega-far.hex");
+  const source = join(import.meta.dirname, "fixtures/mega-far.c");
+  const flags = ["-mmcu=atmega2560", "-DF_CPU=16000000UL", "-Os", "-Wl,--section-start=.far=0x30000"];
+  const cc = spawnSync("avr-gcc", [...flags, "-o", elf, source], { encoding: "utf8" });
+  if (cc.status !== 0) throw new Error(`avr-gcc failed: ${cc.stderr}`);
+  const oc = spawnSync("avr-objcopy", ["-O", "ihex", "-R", ".eeprom", elf, hex], { encoding: "utf8" });
+  if (oc.status !== 0) throw new Error(`avr-objcopy failed: ${oc.stderr}`);
+  return readFileSync(hex, "utf8");
+}
+
 /** Path of the built test firmware's HEX file (after {@link testFirmware}). */
 export function testFirmwarePath(mcu: McuName): string {
   testFirmware(mcu);
