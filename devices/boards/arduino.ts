@@ -85,6 +85,7 @@ interface State {
   scanner: FrameScanner;
   onData: ((chunk: Buffer) => void) | null;
   handshakeTimer: TimerHandle | null;
+  pokeTimer: TimerHandle | null;
   silenceTimer: TimerHandle | null;
   silenceMs: number;
   /** The firmware sends Ganglion's heartbeat; other Firmata firmwares are trusted while the port is open. */
@@ -102,6 +103,7 @@ type Info =
   | { t: "no-stream"; message: string }
   | { t: "ready" }
   | { t: "handshake-timeout" }
+  | { t: "handshake-poke" }
   | { t: "heartbeat"; data: number[] }
   | { t: "silence-check" }
   | { t: "input"; sensor: string; value: number }
@@ -295,6 +297,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
               scanner: new FrameScanner(),
               onData: null,
               handshakeTimer: null,
+              pokeTimer: null,
               silenceTimer: null,
               silenceMs: 3 * HEARTBEAT_MS,
               heartbeats: false,
@@ -380,6 +383,10 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
                 io.on("string", (text: string) => send(self, { t: "board-says", text } satisfies Info));
                 io.on("error", () => undefined); // the link watches the stream and reports its errors
                 arm(state, "handshakeTimer", { t: "handshake-timeout" }, HANDSHAKE_MS);
+                state.pokeTimer = clock().setTimeout(
+                  () => send(self, { t: "handshake-poke" }),
+                  2 * REPORT_VERSION_MS,
+                );
                 return state;
               }
               case "no-stream": {
@@ -424,6 +431,21 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
                   );
                   setOnline();
                 }
+                return state;
+              }
+              case "handshake-poke": {
+                // firmata-io asks for the version once; a board that was already running when the port opened
+                // announced it long ago, and one lost byte would stall the handshake until its timeout.
+                state.pokeTimer = null;
+                const io = state.io;
+                if (io === null || state.phase !== "handshaking" || io.versionReceived) return state;
+                io.reportVersion(() => undefined);
+                io.queryFirmware(() => undefined);
+                const self = state.self;
+                state.pokeTimer = clock().setTimeout(
+                  () => send(self, { t: "handshake-poke" }),
+                  REPORT_VERSION_MS,
+                );
                 return state;
               }
               case "handshake-timeout": {
@@ -520,7 +542,9 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
 
           terminate: (_reason: unknown, state: State) => {
             const c = clock();
-            for (const t of [state.handshakeTimer, state.silenceTimer]) if (t !== null) c.clearTimeout(t);
+            for (const t of [state.handshakeTimer, state.pokeTimer, state.silenceTimer]) {
+              if (t !== null) c.clearTimeout(t);
+            }
             for (const input of state.inputs.values()) if (input.timer !== null) c.clearTimeout(input.timer);
             for (const out of state.outputs.values()) stopBlink(out);
             for (const p of state.pending.values()) {

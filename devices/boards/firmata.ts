@@ -24,6 +24,8 @@ export interface FirmataIo {
   analogPins: number[];
   firmware: { name?: string; version?: { major: number; minor: number } };
   isReady: boolean;
+  /** REPORT_VERSION arrived: the rest of the handshake (firmware, capabilities, analog map) follows from it. */
+  versionReceived: boolean;
   /** firmata-io's own "no version yet, ask again" timer (a Node timer; cleared on close). */
   reportVersionTimeoutId?: ReturnType<typeof setTimeout>;
   on(event: string, listener: (...args: never[]) => void): FirmataIo;
@@ -36,6 +38,8 @@ export interface FirmataIo {
   reportAnalogPin(channel: number, value: 0 | 1): void;
   reportDigitalPin(pin: number, value: 0 | 1): void;
   queryPinState(pin: number, callback: () => void): void;
+  reportVersion(callback: () => void): void;
+  queryFirmware(callback: () => void): void;
   setSamplingInterval(ms: number): void;
   sysexCommand(message: number[]): void;
 }
