@@ -95,8 +95,8 @@ export interface FlashProgress {
 /** Options of {@link flashBoard}. */
 export interface FlashOptions {
   board: FlashBoardName;
-  /** Serial port (e.g. /dev/ttyACM0, or an emulated board's pty path). */
-  port: string;
+  /** Serial port (e.g. /dev/ttyACM0, or an emulated board's pty path); by default the only Arduino on USB. */
+  port?: string;
   /** Intel HEX file to write. */
   hex: string;
   /** Override the preset's baud rate. */
@@ -122,6 +122,56 @@ export interface FlashResult {
   command: string[];
 }
 
+/** A serial port as `serialport`'s `SerialPort.list()` describes it. */
+export interface PortInfo {
+  path: string;
+  vendorId?: string | undefined;
+  productId?: string | undefined;
+  manufacturer?: string | undefined;
+}
+
+/** USB vendor ids of Arduinos and the USB-serial chips on their clones. */
+const ARDUINO_VENDORS: Readonly<Record<string, string>> = {
+  "2341": "Arduino",
+  "2a03": "Arduino (arduino.org)",
+  "1a86": "CH340 (clone)",
+  "0403": "FTDI",
+  "10c4": "CP210x",
+};
+
+/** The serial ports of this machine (serialport's native binding, loaded only when needed). */
+export async function listPorts(): Promise<PortInfo[]> {
+  const { SerialPort } = await import("serialport");
+  return SerialPort.list();
+}
+
+/** The ports that look like Arduinos (by USB vendor id), each with why. */
+export function likelyArduinoPorts(ports: readonly PortInfo[]): (PortInfo & { why: string })[] {
+  return ports.flatMap((p) => {
+    const why = p.vendorId ? ARDUINO_VENDORS[p.vendorId.toLowerCase()] : undefined;
+    return why ? [{ ...p, why }] : [];
+  });
+}
+
+/**
+ * The port to flash when none was given: the only likely Arduino among `ports`. Throws a {@link FlashError} naming
+ * the candidates when there are none or several.
+ */
+export function pickArduinoPort(ports: readonly PortInfo[]): string {
+  const likely = likelyArduinoPorts(ports);
+  if (likely.length === 1) return likely[0]!.path;
+  if (likely.length === 0) {
+    throw new FlashError(
+      "port-not-found",
+      "no Arduino found on USB: plug it in, or give --port (ganglion boards)",
+    );
+  }
+  throw new FlashError(
+    "failed",
+    `several boards found (${likely.map((p) => `${p.path}: ${p.why}`).join(", ")}): choose one with --port`,
+  );
+}
+
 /** Resolves a board name (`uno`, `arduino-uno`, ...) to its preset. */
 export function boardPreset(board: FlashBoardName): BoardPreset {
   const key = board.replace(/^arduino-/, "") as keyof typeof BOARD_PRESETS;
@@ -138,8 +188,8 @@ export function boardPreset(board: FlashBoardName): BoardPreset {
 /** avrdude's arguments for a preset: `-D` keeps the bootloader's own erase-per-page, as the Arduino IDE does. */
 export function avrdudeArgs(
   preset: BoardPreset,
-  options: Pick<FlashOptions, "port" | "hex" | "baudRate" | "verify">,
-) {
+  options: Pick<FlashOptions, "hex" | "baudRate" | "verify"> & { port: string },
+): string[] {
   const args = [
     "-c",
     preset.programmer,
@@ -231,7 +281,7 @@ export function explainAvrdudeFailure(
 }
 
 /**
- * Flashes `hex` onto the board at `port` with avrdude, using the board's preset (Uno/Nano: STK500v1 `-c arduino` at
+ * Flashes `hex` onto the board at `port` (by default the only Arduino found on USB) with avrdude, using the board's preset (Uno/Nano: STK500v1 `-c arduino` at
  * 115200 baud, old-bootloader Nano at 57600, Mega: STK500v2 `-c wiring` at 115200), and verifies it.
  *
  * Checks the HEX file and its size against the board before opening the port. Reports progress through
@@ -261,7 +311,8 @@ export async function flashBoard(options: FlashOptions): Promise<FlashResult> {
       `hex too large: ${options.hex} needs ${image.end} bytes, the ${preset.label} has room for ${preset.maxSketchBytes}`,
     );
   }
-  const args = avrdudeArgs(preset, options);
+  const port = options.port ?? pickArduinoPort(await listPorts());
+  const args = avrdudeArgs(preset, { ...options, port });
   const command = [options.avrdude ?? "avrdude", ...args];
   const started = performance.now();
   const output = await new Promise<string>((resolve, reject) => {
@@ -322,7 +373,7 @@ export async function flashBoard(options: FlashOptions): Promise<FlashResult> {
     child.on("close", (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(explainAvrdudeFailure(out, options));
+      else reject(explainAvrdudeFailure(out, { port, board: options.board }));
     });
   });
   const verified = options.verify !== false && !/verification mismatch/i.test(output);

@@ -8,6 +8,7 @@ import {
   type FlashError,
   type FlashProgress,
   flashBoard,
+  pickArduinoPort,
 } from "../../hub/flash.ts";
 import { type EmulatedBoard, startEmulatedBoard } from "../../simulator/boards/emulated-board.ts";
 import { parseIntelHex } from "../../simulator/boards/intel-hex.ts";
@@ -199,5 +200,19 @@ describe("explainAvrdudeFailure", () => {
       board: "uno",
     });
     expect(other).toMatchObject({ reason: "failed", message: "avrdude failed: something new" });
+  });
+});
+
+describe("pickArduinoPort", () => {
+  it("picks the only port with an Arduino or USB-serial vendor id, and explains none or several", () => {
+    const serial0 = { path: "/dev/ttyS0" };
+    const uno = { path: "/dev/ttyACM0", vendorId: "2341", productId: "0043" };
+    const clone = { path: "/dev/ttyUSB0", vendorId: "1A86", productId: "7523" };
+    expect(pickArduinoPort([serial0, uno])).toBe("/dev/ttyACM0");
+    expect(pickArduinoPort([clone])).toBe("/dev/ttyUSB0");
+    expect(() => pickArduinoPort([serial0])).toThrow(/^no Arduino found on USB: plug it in, or give --port/);
+    expect(() => pickArduinoPort([uno, clone])).toThrow(
+      "several boards found (/dev/ttyACM0: Arduino, /dev/ttyUSB0: CH340 (clone)): choose one with --port",
+    );
   });
 });
