@@ -107,7 +107,9 @@ export function actuatorChild(hub: HubContext, device: string, config: ActuatorC
       startServer(
         {
           init: (): State => {
-            const initial = config.initial ?? null;
+            // A restarted actuator keeps what the user last asked for; `initial` is only for the very first start.
+            const last = hub.state.view(device)?.sensors.find((p) => p.id === config.id)?.value ?? null;
+            const initial = last ?? config.initial ?? null;
             hub.state.setHealth(device, config.id, "ok");
             if (initial !== null) hub.state.setReading(device, config.id, initial, getClock().now(), "ok");
             return { intended: initial };

@@ -266,7 +266,7 @@ describe("ganglion device add|remove", { timeout: 90_000 }, () => {
     for (let i = 0; i < cases.length; i += 3) {
       const batch = cases.slice(i, i + 3);
       const runs = await Promise.all(batch.map(([args]) => cli(args)));
-      runs.forEach((run, j) => expectOneLineFailure(run, batch[j]![1]));
+      for (const [j, run] of runs.entries()) expectOneLineFailure(run, batch[j]![1]);
     }
     expect(await readFile(config, "utf8")).toBe(before);
   });

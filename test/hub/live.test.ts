@@ -85,7 +85,7 @@ describe("/api/live", () => {
     const [snapshot] = client.messages;
     expect(snapshot?.type).toBe("snapshot");
     expect(snapshot).toMatchObject({ tree: { id: "hub" }, faults: [] });
-    expect((snapshot?.devices as { id: string }[]).map((d) => d.id)).toEqual(["uno-1", "pi-1"]);
+    expect(((snapshot?.devices ?? []) as { id: string }[]).map((d) => d.id)).toEqual(["uno-1", "pi-1"]);
 
     for (let i = 0; i < 200; i++) view.emit(reading(i));
     view.emit({ type: "event", event: { type: "restarted", path: "hub/fleet/uno-1/sensors/temp", ts: 5 } });
