@@ -95,6 +95,7 @@ export interface MessageHandler {
 
 /** The rarely used parts of a process. */
 class ProcessExt {
+  trapExit = false;
   links: Set<Process> | null = null;
   monitoredBy: Map<number, Monitor> | null = null;
   monitors: Map<number, Monitor> | null = null;
@@ -114,14 +115,14 @@ export class Process implements Runnable {
   readonly pid: Pid;
   /** @internal */ state = NEW;
   /** @internal */ mailbox: Queue<unknown> | null = null;
-  /** @internal the async body, until it first runs. */ body: ((self: Process) => Promise<unknown>) | null =
-    null;
-  /** @internal the message handler of a behaviour process. */ handler: MessageHandler | null = null;
+  /**
+   * @internal What runs: the async body until it first runs (a function), or a behaviour's message handler (an
+   * object). One field for both keeps an idle process small.
+   */
+  code: ((self: Process) => Promise<unknown>) | MessageHandler | null = null;
   // The pending receive of an async process.
   private waiterResolve: ((msg: unknown) => void) | null = null;
   private waiterMatch: ((msg: unknown) => boolean) | null = null;
-  /** True while exits arrive as `Exit` messages instead of killing this process. */
-  trapExit = false;
   /** The reason it exited with, once it has. */
   exitReason: ExitReason = undefined;
   // Everything most processes never use lives here, allocated on first use, to keep an idle process small.
@@ -136,6 +137,14 @@ export class Process implements Runnable {
   private extra(): ProcessExt {
     if (this.ext === null) this.ext = new ProcessExt();
     return this.ext;
+  }
+
+  /** True while exits arrive as `Exit` messages instead of killing this process. */
+  get trapExit(): boolean {
+    return this.ext === null ? false : this.ext.trapExit;
+  }
+  set trapExit(on: boolean) {
+    if (on || this.ext !== null) this.extra().trapExit = on;
   }
 
   /** The process that started it under supervision, if any (a supervisor's parent gets special treatment). */
@@ -175,13 +184,13 @@ export class Process implements Runnable {
   /** @internal the scheduler entry point. */
   run(): void {
     if (this.state === EXITED) return;
-    if (this.body !== null) {
-      const body = this.body;
-      this.body = null;
+    const code = this.code;
+    if (typeof code === "function") {
+      this.code = null;
       this.state = RUNNING;
       let result: Promise<unknown>;
       try {
-        result = body(this);
+        result = code(this);
       } catch (err) {
         exitProcess(this, err);
         return;
@@ -192,13 +201,12 @@ export class Process implements Runnable {
       );
       return;
     }
-    if (this.handler !== null) this.runHandler();
+    if (code !== null) this.runHandler(code);
     else this.deliverToWaiter();
   }
 
-  private runHandler(): void {
+  private runHandler(handler: MessageHandler): void {
     const mailbox = this.mailbox as Queue<unknown>;
-    const handler = this.handler as MessageHandler;
     this.state = RUNNING;
     for (let n = 0; n < HANDLER_BATCH && mailbox.length > 0; n++) {
       const msg = mailbox.shift();
@@ -438,7 +446,7 @@ export class Process implements Runnable {
     this.clearWaiterTimer();
     this.waiterResolve = null;
     this.waiterMatch = null;
-    this.body = null;
+    if (typeof this.code === "function") this.code = null; // a body that never ran
     this.mailbox = null;
     const ext = this.ext;
     if (ext !== null) {
@@ -553,7 +561,7 @@ export function send(pid: Pid, msg: unknown): void {
 /** Starts an async function as a new process; it runs from the next scheduler batch. */
 export function spawn(body: (self: Process) => Promise<unknown>, options: SpawnOptions = {}): Pid {
   const proc = new Process();
-  proc.body = body;
+  proc.code = body;
   if (options.trapExit) proc.trapExit = true;
   if (options.label !== undefined) proc.label = options.label;
   if (options.link !== undefined) {
@@ -571,7 +579,7 @@ export function spawn(body: (self: Process) => Promise<unknown>, options: SpawnO
  */
 export function spawnHandler(handler: MessageHandler): Process {
   const proc = new Process();
-  proc.handler = handler;
+  proc.code = handler;
   proc.state = IDLE;
   return proc;
 }
