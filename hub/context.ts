@@ -5,6 +5,7 @@
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { SerialLinkConfig } from "./config.ts";
+import type { DriverFaults } from "./faults/contract.ts";
 import type { FleetState } from "./fleet-state.ts";
 import type { Registry } from "./runtime/index.ts";
 import type { HistoryStore, HubEvent } from "./store.ts";
@@ -37,6 +38,8 @@ export interface HubContext {
   heartbeatMs: number;
   /** Opens serial devices' ports (see {@link SerialOpener}). */
   serialOpener: SerialOpener;
+  /** Hub-side driver faults (`throws`, `hang`) that sensor actors honour; set by the fault book. */
+  driverFaults: DriverFaults;
   /** Records a hub event (status changes, resets, faults): stored, published on `hub/events`, sent live. */
   emit(event: HubEvent): void;
 }

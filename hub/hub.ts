@@ -18,6 +18,7 @@ import { type DeviceConfig, DeviceSchema, type FleetConfig } from "./config.ts";
 import type { HubContext, SerialOpener } from "./context.ts";
 import { partName } from "./context.ts";
 import { eventsChild, recordEvent, type TreeRoot } from "./events.ts";
+import { driverFaultTable } from "./faults/contract.ts";
 import { FleetState } from "./fleet-state.ts";
 import {
   type ChildSpec,
@@ -116,6 +117,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     log,
     heartbeatMs: settings.heartbeatMs,
     serialOpener: options.serialOpener ?? serialportOpener(),
+    driverFaults: driverFaultTable(),
     emit: (event: HubEvent) => recordEvent(hub, event),
   };
 

@@ -121,49 +121,42 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
   };
   const lineDir = (gpio: number) => join(gpioDir, `gpio${gpio}`);
   /**
-   * The kernel's side of a line's files. Writing `high`/`low` to `direction` makes it an output at that level: the
-   * level applies unless `value` was written after it. Files this module writes end with "\n" and the agent's do
-   * not, which tells who wrote `value` last; values the agent wrote are re-stamped with "\n" once seen, so a later
-   * `high`/`low` applies again. Runs on every change event of the line's directory and before every read.
+   * The kernel's side of a line's files. Writing `high`/`low` to `direction` makes the line an output at that level;
+   * a later write to `value` wins. The files are only read here, never rewritten (rewriting a file the agent is
+   * writing at the same moment loses its write): `value` files this module writes end with "\n" and the agent's do
+   * not, so a newline means the agent has not written `value` since the export, and otherwise the newer file (by
+   * mtime) wins. Returns undefined for a line that is not exported.
    */
-  const normalizeLine = (gpio: number): boolean => {
+  const readLine = (gpio: number): { direction: "in" | "out"; level: 0 | 1 } | undefined => {
     const d = lineDir(gpio);
-    let direction: string;
-    let value: string;
     try {
-      direction = readFileSync(join(d, "direction"), "utf8");
-      value = readFileSync(join(d, "value"), "utf8");
+      const direction = readFileSync(join(d, "direction"), "utf8").trim();
+      const value = readFileSync(join(d, "value"), "utf8");
+      if (direction === "high" || direction === "low") {
+        const dirWritten = statSync(join(d, "direction"), { bigint: true }).mtimeNs;
+        const valueWritten = statSync(join(d, "value"), { bigint: true }).mtimeNs;
+        if (value.endsWith("\n") || dirWritten > valueWritten) {
+          return { direction: "out", level: direction === "high" ? 1 : 0 };
+        }
+      }
+      return { direction: direction === "in" ? "in" : "out", level: value.trim() === "1" ? 1 : 0 };
     } catch {
-      return false;
+      return undefined;
     }
-    const dir = direction.trim();
-    if (dir === "high" || dir === "low") {
-      if (value.endsWith("\n")) writeFileSync(join(d, "value"), dir === "high" ? "1\n" : "0\n");
-      else writeFileSync(join(d, "value"), `${value.trim()}\n`);
-      writeFileSync(join(d, "direction"), "out\n");
-    } else if (!value.endsWith("\n")) {
-      writeFileSync(join(d, "value"), `${value.trim()}\n`);
-    }
-    return true;
   };
-  const lineWatchers = new Map<number, FSWatcher>();
+  const exported = new Set<number>();
   const exportLine = (gpio: number) => {
     if (!Number.isInteger(gpio) || gpio < 0) return;
-    const d = lineDir(gpio);
     // Like the kernel (EBUSY), an exported line is left alone; one write can also raise several change events.
-    if (lineWatchers.has(gpio)) return;
+    if (exported.has(gpio)) return;
+    exported.add(gpio);
+    const d = lineDir(gpio);
     mkdirSync(d, { recursive: true });
     writeFileSync(join(d, "direction"), "in\n");
     writeFileSync(join(d, "value"), `${pendingInputs.get(gpio) ?? 0}\n`);
-    lineWatchers.get(gpio)?.close();
-    lineWatchers.set(
-      gpio,
-      watch(d, () => normalizeLine(gpio)),
-    );
   };
   const unexportLine = (gpio: number) => {
-    lineWatchers.get(gpio)?.close();
-    lineWatchers.delete(gpio);
+    exported.delete(gpio);
     rmSync(lineDir(gpio), { recursive: true, force: true });
   };
   const onWrite = (file: string, act: (gpio: number) => void) => {
@@ -240,21 +233,10 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
       put(join(lineDir(gpio), "value"), `${level}\n`);
     },
     readGpio(gpio) {
-      if (!normalizeLine(gpio)) return undefined;
-      try {
-        return readFileSync(join(lineDir(gpio), "value"), "utf8").trim() === "1" ? 1 : 0;
-      } catch {
-        return undefined;
-      }
+      return readLine(gpio)?.level;
     },
     gpioDirection(gpio) {
-      if (!normalizeLine(gpio)) return undefined;
-      try {
-        const d = readFileSync(join(lineDir(gpio), "direction"), "utf8").trim();
-        return d === "in" ? "in" : "out";
-      } catch {
-        return undefined;
-      }
+      return readLine(gpio)?.direction;
     },
     startDrift(periodMs, random = Math.random) {
       const step = (v: number, size: number) => v + (random() - 0.5) * size;
@@ -273,16 +255,13 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
     reboot() {
       put(join(dir, "proc/sys/kernel/random/boot_id"), `${randomUUID()}\n`);
       for (const w of watchers.splice(0)) w.close();
-      for (const w of lineWatchers.values()) w.close();
-      lineWatchers.clear();
+      exported.clear();
       rmSync(gpioDir, { recursive: true, force: true });
       mkdirSync(gpioDir, { recursive: true });
       watchGpioClass();
     },
     async close() {
       for (const w of watchers.splice(0)) w.close();
-      for (const w of lineWatchers.values()) w.close();
-      lineWatchers.clear();
       for (const t of timers.splice(0)) clearInterval(t);
     },
   };
