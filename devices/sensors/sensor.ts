@@ -2,12 +2,15 @@
  * A sensor actor: one GenServer per sensor. It validates each reading (type, range, rate of change, flat line),
  * watches for staleness, keeps the sensor's health, and publishes `state/<sensor>` (retained) on every change.
  * Readings arrive already stored (the broker's persistence hook runs first); rejected ones are counted and logged.
+ * Each reading passes through the sensor's hub-side driver (convert.ts); a driver fault (`throws`, `hang`) set in
+ * `hub.driverFaults` for this sensor sends it through driver.ts instead, where it crashes or hangs the actor.
  */
 import type { SensorConfig } from "../../hub/config.ts";
 import { type HubContext, partName } from "../../hub/context.ts";
 import {
   type ChildSpec,
   getClock,
+  isCleanExit,
   type Pid,
   replyWith,
   startServer,
@@ -15,6 +18,8 @@ import {
 } from "../../hub/runtime/index.ts";
 import type { ReadingValue } from "../../hub/store.ts";
 import type { Health } from "../../hub/view.ts";
+import { convertRaw } from "./convert.ts";
+import { FaultyDriver } from "./driver.ts";
 import { checkReading, type History, remember } from "./validate.ts";
 
 /** A reading routed to a sensor actor. */
@@ -33,6 +38,8 @@ interface State {
   fault: string | undefined;
   staleTimer: TimerHandle | null;
   self: Pid;
+  /** The driver under an injected fault; null until one is first seen (the healthy path needs none). */
+  faulty: FaultyDriver | null;
 }
 
 /** Counters a test or the API can ask a sensor for. */
@@ -50,7 +57,7 @@ export function sensorChild(hub: HubContext, device: string, config: SensorConfi
   return {
     id: config.id,
     start: (ctx) =>
-      startServer(sensorSpec(hub, device, config), undefined, {
+      startServer(sensorSpec(hub, device, config, ctx.path), undefined, {
         link: ctx.parent,
         label: ctx.path,
         name: { via: hub.names, key: partName(device, config.id) },
@@ -58,7 +65,7 @@ export function sensorChild(hub: HubContext, device: string, config: SensorConfi
   };
 }
 
-function sensorSpec(hub: HubContext, device: string, config: SensorConfig) {
+function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path: string) {
   const staleMs = config.staleMs ?? config.periodMs * 3;
   const log = hub.log.child({ device, sensor: config.id });
   const topic = `${hub.prefix}/${device}/state/${config.id}`;
@@ -87,6 +94,30 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig) {
     state.fault = fault;
   };
 
+  /** Validates a converted reading and, if accepted, makes it the sensor's value. */
+  const accept = (state: State, reading: Reading, converted: unknown): State => {
+    const verdict = checkReading(config, converted, reading.ts, state.history);
+    if (!verdict.ok) {
+      state.rejected++;
+      log.warn(
+        { reason: verdict.reason, rejected: state.rejected },
+        `reading rejected from ${device}/${config.id}: ${verdict.message}; check the sensor's wiring or its range in the fleet file`,
+      );
+      setHealth(state, "faulty", verdict.message);
+      hub.state.setHealth(device, config.id, "faulty");
+      return state;
+    }
+    const value = converted as ReadingValue;
+    if (verdict.flag === "noise") setHealth(state, "faulty", "changing faster than its maxRatePerS (noise)");
+    else if (verdict.flag === "stuck")
+      setHealth(state, "faulty", `no change for ${config.flatLineMs} ms (stuck)`);
+    else setHealth(state, "ok");
+    state.history = remember(state.history, value, reading.ts);
+    hub.state.setReading(device, config.id, value, reading.ts, state.health);
+    publish(state);
+    return state;
+  };
+
   return {
     init: (_: undefined, self: { pid: Pid }): State => {
       const state: State = {
@@ -96,12 +127,13 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig) {
         fault: undefined,
         staleTimer: null,
         self: self.pid,
+        faulty: null,
       };
       hub.state.setHealth(device, config.id, "ok");
       armStale(state);
       return state;
     },
-    handleInfo: (msg: unknown, state: State): State => {
+    handleInfo: (msg: unknown, state: State): State | Promise<State> => {
       if (msg === STALE_CHECK) {
         state.staleTimer = null;
         setHealth(state, "faulty", `no reading for ${staleMs} ms (stale)`);
@@ -113,31 +145,22 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig) {
       const reading = msg as Reading;
       if (reading?.t !== "reading") return state;
       armStale(state);
-      const verdict = checkReading(config, reading.value, reading.ts, state.history);
-      if (!verdict.ok) {
-        state.rejected++;
-        log.warn(
-          { reason: verdict.reason, rejected: state.rejected },
-          `reading rejected from ${device}/${config.id}: ${verdict.message}; check the sensor's wiring or its range in the fleet file`,
-        );
-        setHealth(state, "faulty", verdict.message);
-        hub.state.setHealth(device, config.id, "faulty");
-        return state;
+      // Driver faults cost the healthy path this one Map lookup.
+      const fault = hub.driverFaults.get(device, config.id);
+      if (fault === undefined) {
+        if (state.faulty !== null) state.faulty.retire();
+        return accept(state, reading, convertRaw(config.kind, reading.value));
       }
-      const value = (
-        typeof reading.value === "number" && (config.kind === "button" || config.kind === "digital-in")
-          ? reading.value === 1
-          : reading.value
-      ) as ReadingValue;
-      if (verdict.flag === "noise")
-        setHealth(state, "faulty", "changing faster than its maxRatePerS (noise)");
-      else if (verdict.flag === "stuck")
-        setHealth(state, "faulty", `no change for ${config.flatLineMs} ms (stuck)`);
-      else setHealth(state, "ok");
-      state.history = remember(state.history, value, reading.ts);
-      hub.state.setReading(device, config.id, value, reading.ts, state.health);
-      publish(state);
-      return state;
+      state.faulty ??= new FaultyDriver({
+        device,
+        config,
+        path,
+        owner: state.self,
+        faults: hub.driverFaults,
+        log,
+      });
+      // Throws at once (`throws`), or waits for the isolated driver (`hang`): either way a crash restarts us.
+      return state.faulty.convert(fault, reading.value).then((value) => accept(state, reading, value));
     },
     handleCall: (_req: "stats", _from: unknown, state: State) =>
       replyWith<State, SensorStats>(
@@ -149,8 +172,10 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig) {
         },
         state,
       ),
-    terminate: (_reason: unknown, state: State) => {
+    terminate: (reason: unknown, state: State) => {
       if (state.staleTimer !== null) getClock().clearTimeout(state.staleTimer);
+      // A crash (a driver fault among them): the sensor shows `restarting` until its next actor starts.
+      if (!isCleanExit(reason)) hub.state.setHealth(device, config.id, "restarting");
     },
   };
 }
