@@ -81,11 +81,18 @@ function pathMatches(path: string, target: string): boolean {
 }
 
 function describe(e: Expectation): string {
-  if ("restarted" in e) return `${e.restarted} restarted`;
-  if ("healthy" in e) return `${e.healthy} healthy`;
-  if ("status" in e) return `${e.device} ${e.status}`;
-  if ("gave-up" in e) return `${e["gave-up"]}'s supervisor gave up`;
-  return `${e.replayed} replayed at least ${e["at-least"]} readings`;
+  switch (e.type) {
+    case "restarted":
+      return `${e.target} restarted`;
+    case "healthy":
+      return `${e.target} healthy`;
+    case "status":
+      return `${e.target} ${e.status}`;
+    case "gave-up":
+      return `${e.target}'s supervisor gave up`;
+    case "replayed":
+      return `${e.target} replayed at least ${e.atLeast} readings`;
+  }
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
@@ -148,15 +155,14 @@ export async function runScenario(
   /** Whether `p` holds now; checks the record since `p.from`. */
   const holds = (p: Pending): boolean => {
     const e = p.expect;
-    if ("restarted" in e || "gave-up" in e) {
-      const type = "restarted" in e ? "restarted" : "gave_up";
-      const target = "restarted" in e ? e.restarted : e["gave-up"];
+    if (e.type === "restarted" || e.type === "gave-up") {
+      const type = e.type === "restarted" ? "restarted" : "gave_up";
       return hub
         .events({ since: p.from, type, limit: 10_000 })
-        .some((ev) => ev.ts <= p.deadline && pathMatches(ev.path, target));
+        .some((ev) => ev.ts <= p.deadline && pathMatches(ev.path, e.target));
     }
-    if ("healthy" in e) {
-      const { device, sensor } = splitTarget(e.healthy);
+    if (e.type === "healthy") {
+      const { device, sensor } = splitTarget(e.target);
       const d = hub.devices().find((x) => x.id === device);
       if (!d) return false;
       const fresh = (s: DeviceView["sensors"][number]) =>
@@ -167,14 +173,14 @@ export async function runScenario(
       }
       return d.status === "online" && d.sensors.every(fresh);
     }
-    if ("status" in e) return hub.devices().find((x) => x.id === e.device)?.status === e.status;
-    const { device, sensor } = splitTarget(e.replayed);
+    if (e.type === "status") return hub.devices().find((x) => x.id === e.target)?.status === e.status;
+    const { device, sensor } = splitTarget(e.target);
     const window = faultWindow(device);
     if (!window) return false;
     const readings = hub
       .telemetry({ device, ...(sensor ? { sensor } : {}), since: window.start, limit: 10_000 })
       .filter((r) => r.ts <= window.end);
-    return readings.length >= e["at-least"];
+    return e.type === "replayed" && readings.length >= e.atLeast;
   };
 
   const checkPending = () => {
@@ -199,7 +205,7 @@ export async function runScenario(
     while (next < steps.length && t0 + (steps[next]?.at ?? 0) <= now) {
       const s = steps[next++];
       if (s === undefined) break;
-      if ("inject" in s) {
+      if (s.inject !== undefined) {
         const { for: forMs, ...rest } = s.inject;
         const request: FaultRequest = { ...rest, ...(forMs !== undefined ? { durationMs: forMs } : {}) };
         const fault = await hub.injectFault(request);
@@ -215,15 +221,16 @@ export async function runScenario(
           ...(forMs !== undefined ? { end: clock.now() + forMs } : {}),
           cleared: false,
         });
-      } else if ("clear" in s) {
+      } else if (s.clear !== undefined) {
+        const which = s.clear;
         for (const f of injected) {
-          if (f.cleared || (s.clear !== "all" && f.device !== splitTarget(s.clear).device)) continue;
+          if (f.cleared || (which !== "all" && f.device !== splitTarget(which).device)) continue;
           await hub.clearFault(f.id).catch(() => undefined); // already cleared by its duration
           f.cleared = true;
           f.end = Math.min(f.end ?? clock.now(), clock.now());
           line("fault", `clear ${f.id}${f.device ? ` on ${f.device}` : ""}`);
         }
-      } else {
+      } else if (s.expect !== undefined) {
         pending.push({
           expect: s.expect,
           label: describe(s.expect),
@@ -272,8 +279,8 @@ function checkInvariant(
     for (const s of d.sensors) {
       if (EVENT_DRIVEN_KINDS.has(s.kind) || excluded(d.id, s.id)) continue;
       const readings = hub.telemetry({ device: d.id, sensor: s.id, since: t0, limit: 10_000 });
-      if ("no-gap-longer-than" in inv) {
-        const limit = inv["no-gap-longer-than"];
+      if (inv.type === "no-gap") {
+        const limit = inv.maxGapMs;
         const times = [t0, ...readings.map((r) => r.ts).filter((ts) => ts <= tEnd), tEnd];
         let worst = 0;
         let at = t0;
@@ -297,10 +304,7 @@ function checkInvariant(
       }
     }
   }
-  const what =
-    "no-gap-longer-than" in inv
-      ? `no gap longer than ${seconds(inv["no-gap-longer-than"])}`
-      : "readings lost = 0";
+  const what = inv.type === "no-gap" ? `no gap longer than ${seconds(inv.maxGapMs)}` : "readings lost = 0";
   if (failures.length === 0) line("pass", `✓ throughout: ${what}`, tEnd);
   else line("fail", `✗ throughout: ${what}: ${failures.join("; ")}`, tEnd);
 }

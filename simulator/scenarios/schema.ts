@@ -65,25 +65,88 @@ const inject = z.strictObject({
   for: duration.optional(),
 });
 
-const within = duration;
-const expectation = z.union([
-  z.strictObject({ restarted: target, within }),
-  z.strictObject({ healthy: target, within }),
-  z.strictObject({ status: z.enum(["online", "offline", "down"]), device: target, within }),
-  z.strictObject({ "gave-up": target, within }),
-  z.strictObject({ replayed: target, "at-least": z.number().int().positive(), within }),
-]);
+/** Requires exactly one of `keys` in an object (zod's unions would only say "Invalid input"). */
+function exactlyOne(keys: readonly string[], what: string) {
+  return (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const present = keys.filter((k) => value[k] !== undefined);
+    if (present.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        message: `expected exactly one of ${keys.join(", ")} in ${what}${present.length > 1 ? ` (found ${present.join(", ")})` : ""}`,
+      });
+    }
+  };
+}
 
-const step = z.union([
-  z.strictObject({ at: duration, inject }),
-  z.strictObject({ at: duration, clear: z.enum(["all"]).or(target) }),
-  z.strictObject({ at: duration, expect: expectation }),
-]);
+const EXPECTATION_KEYS = ["restarted", "healthy", "status", "gave-up", "replayed"] as const;
+const expectation = z
+  .strictObject({
+    restarted: target.optional(),
+    healthy: target.optional(),
+    status: z.enum(["online", "offline", "down"]).optional(),
+    device: target.optional(),
+    "gave-up": target.optional(),
+    replayed: target.optional(),
+    "at-least": z.number().int().positive().optional(),
+    within: duration,
+  })
+  .superRefine(exactlyOne(EXPECTATION_KEYS, "an expectation"))
+  .superRefine((e, ctx) => {
+    if (e.status !== undefined && e.device === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["device"],
+        message: "expected the device whose status is checked",
+      });
+    if (e.replayed !== undefined && e["at-least"] === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["at-least"],
+        message: "expected how many readings (at-least: N)",
+      });
+  })
+  .transform((e): Expectation => {
+    const within = e.within;
+    if (e.restarted !== undefined) return { type: "restarted", target: e.restarted, within };
+    if (e.healthy !== undefined) return { type: "healthy", target: e.healthy, within };
+    if (e.status !== undefined) return { type: "status", target: e.device ?? "", status: e.status, within };
+    if (e["gave-up"] !== undefined) return { type: "gave-up", target: e["gave-up"], within };
+    return { type: "replayed", target: e.replayed ?? "", atLeast: e["at-least"] ?? 1, within };
+  });
 
-const invariant = z.union([
-  z.strictObject({ "no-gap-longer-than": duration, except: z.array(target).default([]) }),
-  z.strictObject({ "readings-lost": z.literal(0), except: z.array(target).default([]) }),
-]);
+/** A checked expectation: `target` is `device` or `device/sensor`; times in ms. */
+export type Expectation =
+  | { type: "restarted" | "healthy" | "gave-up"; target: string; within: number }
+  | { type: "status"; target: string; status: "online" | "offline" | "down"; within: number }
+  | { type: "replayed"; target: string; atLeast: number; within: number };
+
+const step = z
+  .strictObject({
+    at: duration,
+    inject: inject.optional(),
+    clear: z.enum(["all"]).or(target).optional(),
+    expect: expectation.optional(),
+  })
+  .superRefine(exactlyOne(["inject", "clear", "expect"], "a timeline step"));
+
+const invariant = z
+  .strictObject({
+    "no-gap-longer-than": duration.optional(),
+    "readings-lost": z.literal(0).optional(),
+    except: z.array(target).default([]),
+  })
+  .superRefine(exactlyOne(["no-gap-longer-than", "readings-lost"], "a throughout expectation"))
+  .transform(
+    (v): Invariant =>
+      v["no-gap-longer-than"] !== undefined
+        ? { type: "no-gap", maxGapMs: v["no-gap-longer-than"], except: v.except }
+        : { type: "no-loss", except: v.except },
+  );
+
+/** A whole-run expectation: no sensor silent for longer than `maxGapMs`, or no seq number missing. */
+export type Invariant =
+  | { type: "no-gap"; maxGapMs: number; except: string[] }
+  | { type: "no-loss"; except: string[] };
 
 /** The schema of a scenario file. */
 export const ScenarioSchema = z.strictObject({
@@ -101,10 +164,6 @@ export const ScenarioSchema = z.strictObject({
 export type Scenario = z.infer<typeof ScenarioSchema>;
 /** One timeline step. */
 export type ScenarioStep = Scenario["timeline"][number];
-/** One expectation of the timeline. */
-export type Expectation = z.infer<typeof expectation>;
-/** One whole-run expectation. */
-export type Invariant = Scenario["throughout"][number];
 
 /**
  * Parses scenario YAML. Throws {@link FleetConfigError} with `file:line: path: expected …` lines (and a check that
@@ -117,7 +176,7 @@ export function parseScenario(text: string, fileName: string): Scenario {
     throw new FleetConfigError(issuesFromZod(result.error, fileName, doc, counter, ScenarioSchema));
   const scenario = result.data;
   for (const [i, s] of scenario.timeline.entries()) {
-    const end = s.at + ("expect" in s ? s.expect.within : 0);
+    const end = s.at + (s.expect?.within ?? 0);
     if (end > scenario.duration) {
       throw new FleetConfigError([
         {
