@@ -300,6 +300,26 @@ const ROUTES: Route[] = [
       return { status: 200, body: view.events(filter) };
     },
   },
+  {
+    method: "GET",
+    path: "/api/faults",
+    handler: ({ view }) => ({ status: 200, body: view.faults() }),
+  },
+  {
+    method: "POST",
+    path: "/api/faults",
+    body: true,
+    // 202: the fault is applied, but its outcome (a restart, a reconnect) is still to come, as events.
+    handler: async ({ view, body }) => ({ status: 202, body: await view.injectFault(body) }),
+  },
+  {
+    method: "DELETE",
+    path: "/api/faults/:id",
+    handler: async (ctx) => {
+      await ctx.view.clearFault(ctx.params.id ?? "");
+      return { status: 204 };
+    },
+  },
 ];
 
 function matchPath(pattern: string, path: string): Record<string, string> | undefined {

@@ -18,7 +18,8 @@ import { type DeviceConfig, DeviceSchema, type FleetConfig } from "./config.ts";
 import type { HubContext, SerialOpener } from "./context.ts";
 import { partName } from "./context.ts";
 import { eventsChild, recordEvent, type TreeRoot } from "./events.ts";
-import { driverFaultTable } from "./faults/contract.ts";
+import { FaultBook } from "./faults/book.ts";
+import { driverFaultTable, type PhysicalFaults } from "./faults/contract.ts";
 import { FleetState } from "./fleet-state.ts";
 import {
   type ChildSpec,
@@ -29,6 +30,7 @@ import {
   type Process,
   Registry,
   replyWith,
+  restartChild,
   StartError,
   startChild,
   startDynamicSupervisor,
@@ -67,6 +69,8 @@ export interface HubOptions {
   logger?: Logger;
   /** Opens serial devices' ports; default serialport. The simulator and tests pass emulated boards' streams. */
   serialOpener?: SerialOpener;
+  /** Physical faults of simulated boards, for `/api/faults` (without it only hub-side faults can be injected). */
+  physicalFaults?: PhysicalFaults;
 }
 
 /** A running hub. */
@@ -204,6 +208,16 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     if (root.pid === null) throw new HubApiError(503, "hub_starting", "the hub is still starting");
     return root.pid;
   };
+  const faults = new FaultBook({
+    hub,
+    sensorsOf: (id) => devices.get(id)?.sensors.map((s) => s.id),
+    // Stop and start the broker child: every device reconnects, and its init re-publishes retained state.
+    restartBroker: async () => {
+      await terminateChild(rootPid(), "broker");
+      await restartChild(rootPid(), "broker");
+    },
+    ...(options.physicalFaults === undefined ? {} : { physical: options.physicalFaults }),
+  });
   const fleetPid = (): Pid => {
     const fleet = whichChildren(rootPid()).find((c) => c.id === "fleet")?.pid;
     if (fleet == null) {
@@ -300,11 +314,15 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     async removeDevice(id: string): Promise<void> {
       if (!devices.has(id)) throw new HubApiError(404, "unknown_device", `no device "${id}"`);
       devices.delete(id);
+      await faults.clearDevice(id);
       handle.current?.removeDevice(id);
       await terminateChild(fleetPid(), id).catch(() => undefined);
       state.removeDevice(id);
       hub.emit({ type: "offline", path: `hub/fleet/${id}`, ts: getClock().now(), reason: "removed" });
     },
+    faults: () => faults.list(),
+    injectFault: (request: unknown) => faults.inject(request),
+    clearFault: (id: string) => faults.clear(id),
     subscribe: (listener: (update: LiveUpdate) => void) => state.subscribe(listener),
     hubLogin() {
       const login = handle.current?.hubCredentials;
@@ -312,6 +330,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       return { ...login };
     },
     async stop() {
+      await faults.close();
       if (root.pid !== null) await stopSupervisor(root.pid);
       store.close();
     },

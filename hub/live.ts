@@ -90,7 +90,12 @@ export function attachLive(server: Server, options: LiveOptions): LiveServer {
     client.behind = false;
     let text: string;
     try {
-      text = JSON.stringify({ type: "snapshot", tree: view.tree(), devices: view.devices(), faults: [] });
+      text = JSON.stringify({
+        type: "snapshot",
+        tree: view.tree(),
+        devices: view.devices(),
+        faults: view.faults(),
+      });
     } catch (err) {
       log.error({ err }, "cannot build the live snapshot");
       client.ws.close(1011, "snapshot failed");

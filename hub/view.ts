@@ -2,6 +2,7 @@
  * The contract between the hub's core (supervision tree, fleet, history) and its faces (HTTP API, `/api/live`,
  * CLI). The API only ever talks to a {@link HubView}; shapes follow DESIGN.md §2 ("Shapes other programs rely on").
  */
+import type { FaultView } from "./faults/contract.ts";
 import type { TreeNode } from "./runtime/index.ts";
 import type { EventQuery, HubEvent, ReadingValue, StoredReading, TelemetryQuery } from "./store.ts";
 
@@ -34,6 +35,9 @@ export interface CommandRequest {
   op: string;
   args?: Record<string, unknown>;
 }
+
+/** An active fault (hub/faults/contract.ts). */
+export type { FaultView };
 
 /** What `/api/live` streams after its snapshot. */
 export type LiveUpdate =
@@ -72,6 +76,15 @@ export interface HubView {
   addDevice(input: unknown): Promise<DeviceView>;
   /** Removes a device; 404 unknown. */
   removeDevice(id: string): Promise<void>;
+  /** Active faults, oldest first (`GET /api/faults`, the `/api/live` snapshot). */
+  faults(): FaultView[];
+  /**
+   * Injects a fault (`POST /api/faults`, body `{"kind", "device"?, "sensor"?, "durationMs"?}`): 400 `bad-fault`,
+   * 404 unknown device/sensor, 409 `not-simulated` for a physical fault on a real board or `fault_active`.
+   */
+  injectFault(request: unknown): Promise<FaultView>;
+  /** Clears an active fault, running its undo (`DELETE /api/faults/:id`); 404 unknown id. */
+  clearFault(id: string): Promise<void>;
   /** Live updates for `/api/live`; returns the function that unsubscribes. */
   subscribe(listener: (update: LiveUpdate) => void): () => void;
 }

@@ -55,9 +55,44 @@ export interface StoredReading {
   seq: number | null;
 }
 
+/** Fault kinds and the layer each is injected at (hub/faults/contract.ts, DESIGN.md §3). */
+export const FAULT_KINDS = {
+  stuck: "sensor",
+  noise: "sensor",
+  "out-of-range": "sensor",
+  nan: "sensor",
+  throws: "sensor",
+  hang: "sensor",
+  disconnect: "device",
+  garbage: "device",
+  slow: "device",
+  reboot: "device",
+  "power-loss": "device",
+  partition: "device",
+  "broker-restart": "hub",
+} as const;
+
+export type FaultKind = keyof typeof FAULT_KINDS;
+
+/** An active fault, as `GET /api/faults` and the `/api/live` snapshot list it (`POST /api/faults` answers one). */
+export interface FaultView {
+  /** `f1`, `f2`, …: unique for the hub's lifetime; `DELETE /api/faults/:id` clears it. */
+  id: string;
+  kind: FaultKind;
+  /** Absent for faults of the hub itself (`broker-restart`). */
+  device?: string;
+  /** Present for sensor kinds. */
+  sensor?: string;
+  durationMs?: number;
+  /** Epoch ms. */
+  startedAt: number;
+  /** Epoch ms when it clears by itself, if it has a duration. */
+  until?: number;
+}
+
 /** Every message `/api/live` sends. */
 export type LiveMessage =
-  | { type: "snapshot"; tree: TreeNode; devices: DeviceView[]; faults: unknown[] }
+  | { type: "snapshot"; tree: TreeNode; devices: DeviceView[]; faults: FaultView[] }
   | { type: "node"; node: Omit<TreeNode, "children"> }
   | { type: "event"; event: HubEvent }
   | { type: "reading"; device: string; sensor: string; value: ReadingValue; ts: number; health: Health }
@@ -82,3 +117,15 @@ export const ACTUATOR_OPS: Record<string, { on: string; off: string; onLabel: st
   led: { on: "on", off: "off", onLabel: "On", offLabel: "Off" },
   relay: { on: "close", off: "open", onLabel: "Close", offLabel: "Open" },
 };
+
+export type FaultLayer = (typeof FAULT_KINDS)[FaultKind];
+
+/** The body of `POST /api/faults`. */
+export type FaultRequestBody = Pick<FaultView, "kind" | "device" | "sensor" | "durationMs">;
+
+/** A shipped scenario, as `GET /api/scenarios` lists it. */
+export interface ScenarioSummary {
+  name: string;
+  description: string;
+  durationMs: number;
+}
