@@ -24,6 +24,8 @@ export interface RunHubOptions {
   dataDir?: string;
   apiToken?: string;
   simulate?: boolean;
+  /** Seed of the demo fleet's models (default: GANGLION_SEED, else 42): the same seed, the same readings. */
+  seed?: number;
   /** Directory served at `/` (default: the built dashboard, {@link DASHBOARD_DIR}). */
   staticDir?: string;
 }
@@ -87,7 +89,11 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
   const config = await readConfig(options.config);
   const dataDir = options.dataDir ?? config.hub.dataDir;
   const demo = options.simulate
-    ? await demoFleet({ dir: join(resolve(dataDir), "simulator"), logger: log })
+    ? await demoFleet({
+        dir: join(resolve(dataDir), "simulator"),
+        logger: log,
+        seed: options.seed ?? (Number(process.env.GANGLION_SEED) || 42),
+      })
     : undefined;
   if (demo !== undefined) {
     const taken = new Set(config.devices.map((d) => d.id));
@@ -109,8 +115,11 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
       ...(options.mqttPort === undefined ? {} : { mqttPort: options.mqttPort }),
       ...(apiToken === undefined ? {} : { apiToken }),
       ...(dashboardBuilt ? { staticDir } : {}),
+      // The demo's emulated Unos are opened like real ports; any other serial board in fleet.yaml with serialport.
+      ...(demo === undefined ? {} : { serialOpener: demo.serialOpener, physicalFaults: demo.faults }),
     });
   } catch (err) {
+    await demo?.stop();
     const cause = rootCause(err);
     if (cause instanceof MqttPortInUseError || cause instanceof PortInUseError) {
       throw new HubStartError((cause as Error).message, 2);
@@ -123,11 +132,19 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
   else log.warn({ staticDir }, "the dashboard is not built; run npm run build:dashboard to serve it at /");
   if (demo !== undefined) {
     await demo.start(hub.mqttUrl);
-    const first = demo.devices[0]?.id ?? "greenhouse-pi";
-    console.log(`ganglion: simulating ${demo.devices.map((d) => d.id).join(", ")}`);
+    console.log(`ganglion: simulating ${demo.devices.map((d) => d.id).join(", ")} (seed ${demo.seed})`);
+    const uno = demo.unos.keys().next().value;
+    if (uno !== undefined) {
+      console.log(
+        `ganglion: inject a fault:  ganglion fault ${uno} throws --sensor temp --for 10s  or  ` +
+          `curl -X POST -H 'content-type: application/json' ` +
+          `-d '{"kind":"disconnect","device":"${uno}","durationMs":20000}' ${hub.httpUrl}/api/faults`,
+      );
+    }
+    const pi = demo.devices.find((d) => d.link.type === "mqtt")?.id ?? "greenhouse-pi";
     console.log(
       `ganglion: try  curl ${hub.httpUrl}/api/devices  or  curl -X POST -H 'content-type: application/json' ` +
-        `-d '{"target":"pump","op":"close"}' ${hub.httpUrl}/api/devices/${first}/commands`,
+        `-d '{"target":"pump","op":"close"}' ${hub.httpUrl}/api/devices/${pi}/commands`,
     );
   }
   let stopping: Promise<void> | undefined;

@@ -1,26 +1,45 @@
 /**
- * The demo fleet `ganglion start --simulate` (and so `npm start`) runs next to the hub: virtual Raspberry Pis
- * running the real pi-agent against virtual sysfs trees, with values that drift like a real room and a door switch
- * pressed now and then. Seeded, so two runs produce the same readings. The devices log in with tokens made for the
- * run; the hub's fleet only ever sees their hashes.
+ * The demo fleet `ganglion start --simulate` (and so `npm start`) runs next to the hub:
+ *
+ * - two Arduino Unos emulated on avr8js (each in its own worker thread) running firmware/arduino/dist's real hex,
+ *   reached over the same serial path as a real board: the hub's `serialOpener` opens their emulated USB cable.
+ *   `uno-1` sits on a workbench (LM35 thermometer, a knob, a button, an LED and a fan relay); `uno-2` by a window
+ *   (LM35, a light sensor, a doorbell button, an LED and a heater relay).
+ * - two virtual Raspberry Pis running the real pi-agent against virtual sysfs trees, over MQTT.
+ *
+ * Sensors follow physical models (temperature on a compressed day with a random wander, daylight with clouds, a knob
+ * turned now and then, buttons pressed at random), each from its own seeded stream: the same seed gives the same
+ * sequence of readings. Physical faults of all four boards: {@link DemoFleet.faults} (simulator/faults.ts).
+ * The Pis log in with tokens made for the run; the hub's fleet only ever sees their hashes.
  */
-import { mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
+import { serialportOpener } from "../devices/links/serial-link.ts";
 import { type DeviceConfig, DeviceSchema, generateToken, hashToken } from "../hub/config.ts";
+import type { SerialOpener } from "../hub/context.ts";
+import type { PhysicalFaults } from "../hub/faults/contract.ts";
+import { demoFaults } from "./faults.ts";
+import { daylight, knob, ldrVolts, lm35Volts, randomPresses, roomTemperature } from "./models.ts";
 import { startVirtualPi, type VirtualPi } from "./pi/virtual-pi.ts";
+import { deriveSeed, seededRandom } from "./random.ts";
+import { startVirtualUno, type UnoInput, type VirtualUno } from "./uno/virtual-uno.ts";
 
-/** A deterministic random source (LCG), so a seed replays the same fleet. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+export { seededRandom } from "./random.ts";
 
-/** The Pis of the demo and the parts the hub knows them by (ids match the virtual Pi's default sensors). */
-const DEMO_PIS = ["greenhouse-pi", "tank-pi"] as const;
+/** The firmware the emulated Unos run (`make -C firmware/arduino` rebuilds it). */
+export const UNO_HEX = fileURLToPath(new URL("../firmware/arduino/dist/ganglion-uno.hex", import.meta.url));
+
+/** The Pis of the demo (ids match the virtual Pi's default sensors). */
+export const DEMO_PIS = ["greenhouse-pi", "tank-pi"] as const;
+/** The Unos of the demo. */
+export const DEMO_UNOS = ["uno-1", "uno-2"] as const;
+
+/** One compressed day of the demo's models: 10 minutes. */
+export const DEMO_DAY_MS = 10 * 60 * 1000;
+/** Wall time per model step. */
+const TICK_MS = 250;
 
 function piDevice(id: string, tokenHash: string): DeviceConfig {
   return DeviceSchema.parse({
@@ -28,10 +47,42 @@ function piDevice(id: string, tokenHash: string): DeviceConfig {
     board: "raspberry-pi",
     link: { type: "mqtt", tokenHash },
     sensors: [
-      { id: "water-temp", kind: "thermometer", unit: "°C", periodMs: 2000, range: [-10, 60], maxRatePerS: 2 },
-      { id: "air-temp", kind: "thermometer", unit: "°C", periodMs: 5000, range: [-20, 60] },
-      { id: "air-humidity", kind: "humidity", unit: "%RH", periodMs: 5000, range: [0, 100] },
-      { id: "air-pressure", kind: "analog", unit: "hPa", periodMs: 10_000, range: [800, 1200] },
+      {
+        id: "water-temp",
+        kind: "thermometer",
+        unit: "°C",
+        periodMs: 2000,
+        range: [-10, 60],
+        maxRatePerS: 2,
+        flatLineMs: 20_000,
+      },
+      {
+        id: "air-temp",
+        kind: "thermometer",
+        unit: "°C",
+        periodMs: 5000,
+        range: [-20, 60],
+        maxRatePerS: 2,
+        flatLineMs: 30_000,
+      },
+      {
+        id: "air-humidity",
+        kind: "humidity",
+        unit: "%RH",
+        periodMs: 5000,
+        range: [0, 100],
+        maxRatePerS: 5,
+        flatLineMs: 30_000,
+      },
+      {
+        id: "air-pressure",
+        kind: "analog",
+        unit: "hPa",
+        periodMs: 10_000,
+        range: [800, 1200],
+        maxRatePerS: 5,
+        flatLineMs: 60_000,
+      },
       { id: "door", kind: "button", periodMs: 1000 },
     ],
     actuators: [
@@ -41,27 +92,147 @@ function piDevice(id: string, tokenHash: string): DeviceConfig {
   });
 }
 
-/** A demo fleet: its device configs for the hub, and the boards once started. */
+/** An LM35 on A0: a room's temperature, sampled twice a second; an ADC count is 0.49 °C. */
+const lm35 = {
+  id: "temp",
+  kind: "thermometer",
+  unit: "°C",
+  pin: "A0",
+  periodMs: 500,
+  range: [-10, 60],
+  maxRatePerS: 5,
+  flatLineMs: 20_000,
+} as const;
+
+function unoDevice(id: (typeof DEMO_UNOS)[number], path: string): DeviceConfig {
+  const sensors: unknown[] =
+    id === "uno-1"
+      ? [
+          lm35,
+          { id: "pot", kind: "analog", pin: "A1", periodMs: 200, flatLineMs: 20_000 },
+          { id: "button", kind: "button", pin: 2, periodMs: 1000 },
+        ]
+      : [
+          lm35,
+          // An LDR divider spans 0.15..4.75 V: readings at the rails mean a shorted or open sensor.
+          { id: "light", kind: "light", pin: "A1", periodMs: 1000, range: [10, 1000], flatLineMs: 30_000 },
+          { id: "bell", kind: "button", pin: 2, periodMs: 1000 },
+        ];
+  return DeviceSchema.parse({
+    id,
+    board: "arduino-uno",
+    link: { type: "serial", path },
+    sensors,
+    actuators: [
+      { id: "led", kind: "led", pin: 13 },
+      id === "uno-1" ? { id: "fan", kind: "relay", pin: 7 } : { id: "heater", kind: "relay", pin: 8 },
+    ],
+  });
+}
+
+/** The models behind a Uno's sensors, each on its own seeded stream. */
+function unoInputs(id: (typeof DEMO_UNOS)[number], seed: number): UnoInput[] {
+  const s = (part: string) => deriveSeed(seed, `${id}/${part}`);
+  const workbench = id === "uno-1";
+  const temp = roomTemperature({
+    seed: s("temp"),
+    tickMs: TICK_MS,
+    dayMs: DEMO_DAY_MS,
+    // A heated workshop; the other Uno sits by a window and feels the day more.
+    meanC: workbench ? 21 : 17,
+    swingC: workbench ? 2 : 5,
+    noiseC: 0.4,
+  });
+  const inputs: UnoInput[] = [{ sensor: "temp", kind: "analog", channel: 0, model: temp, volts: lm35Volts }];
+  if (workbench) {
+    const pot = knob({ seed: s("pot"), turnChancePerTick: 0.01 });
+    inputs.push({ sensor: "pot", kind: "analog", channel: 1, model: pot, volts: (p) => 5 * p });
+    inputs.push({
+      sensor: "button",
+      kind: "button",
+      pin: 2,
+      model: randomPresses({ seed: s("button"), pressChancePerTick: 0.01, holdTicks: 2 }),
+    });
+  } else {
+    const light = daylight({ seed: s("light"), tickMs: TICK_MS, dayMs: DEMO_DAY_MS });
+    inputs.push({ sensor: "light", kind: "analog", channel: 1, model: light, volts: ldrVolts });
+    inputs.push({
+      sensor: "bell",
+      kind: "button",
+      pin: 2,
+      model: randomPresses({ seed: s("bell"), pressChancePerTick: 0.004, holdTicks: 1 }),
+    });
+  }
+  return inputs;
+}
+
+/** A demo fleet: its device configs for the hub, its boards, and what the hub needs to reach them. */
 export interface DemoFleet {
   devices: DeviceConfig[];
-  /** Starts the virtual boards against the hub's broker. */
+  /** The seed the models draw from. */
+  readonly seed: number;
+  /** Starts the virtual Pis against the hub's broker (the Unos run from the start: the hub opens them). */
   start(brokerUrl: string): Promise<void>;
   stop(): Promise<void>;
   readonly pis: ReadonlyMap<string, VirtualPi>;
+  readonly unos: ReadonlyMap<string, VirtualUno>;
+  /** Hand to `startHub({ serialOpener })`: opens the emulated Unos' ports, and real ones with serialport. */
+  readonly serialOpener: SerialOpener;
+  /** Hand to `startHub({ physicalFaults })`: the boards' physical faults (simulator/faults.ts). */
+  readonly faults: PhysicalFaults;
 }
 
-/** Builds the demo fleet in `dir` (wiped first). */
-export async function demoFleet(options: {
+/** Options of {@link demoFleet}. */
+export interface DemoOptions {
+  /** Where the Pis' sysfs trees and state live (wiped first). */
   dir: string;
+  /** Same seed, same readings (default 42). */
   seed?: number;
+  /** The Pis' heartbeat period. */
   heartbeatMs?: number;
+  /** Emulate the Unos (default true; false when firmware/arduino/dist has no hex, with a warning). */
+  unos?: boolean;
+  /** Opens serial devices that are not the demo's (default: serialport). */
+  fallbackOpener?: SerialOpener;
   logger?: Logger;
-}): Promise<DemoFleet> {
+}
+
+/** Builds the demo fleet in `dir` and starts its emulated Unos. */
+export async function demoFleet(options: DemoOptions): Promise<DemoFleet> {
   rmSync(options.dir, { recursive: true, force: true });
   mkdirSync(options.dir, { recursive: true });
-  const random = seededRandom(options.seed ?? 42);
+  const seed = options.seed ?? 42;
+  const log = options.logger;
   const tokens = new Map<string, string>();
   const devices: DeviceConfig[] = [];
+  const unos = new Map<string, VirtualUno>();
+  let withUnos = options.unos ?? true;
+  if (withUnos && !existsSync(UNO_HEX)) {
+    log?.warn({ hex: UNO_HEX }, "no Uno firmware to emulate; run make -C firmware/arduino");
+    withUnos = false;
+  }
+  if (withUnos) {
+    const started = await Promise.allSettled(
+      DEMO_UNOS.map((id) =>
+        startVirtualUno({
+          device: id,
+          hex: UNO_HEX,
+          inputs: unoInputs(id, seed),
+          tickMs: TICK_MS,
+          ...(log === undefined ? {} : { logger: log }),
+        }),
+      ),
+    );
+    for (const result of started)
+      if (result.status === "fulfilled") unos.set(result.value.device, result.value);
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed) {
+      await Promise.all([...unos.values()].map((u) => u.stop()));
+      throw failed.reason;
+    }
+    for (const uno of unos.values())
+      devices.push(unoDevice(uno.device as (typeof DEMO_UNOS)[number], uno.path));
+  }
   for (const id of DEMO_PIS) {
     const token = generateToken();
     tokens.set(id, token);
@@ -69,10 +240,25 @@ export async function demoFleet(options: {
   }
   const pis = new Map<string, VirtualPi>();
   const timers: NodeJS.Timeout[] = [];
+  const fallback = options.fallbackOpener ?? serialportOpener();
+  const serialOpener: SerialOpener = (link, device) => {
+    const uno = unos.get(device);
+    return uno === undefined ? fallback(link, device) : uno.open();
+  };
 
-  return {
+  const fleet: DemoFleet = {
     devices,
+    seed,
     pis,
+    unos,
+    serialOpener,
+    faults: demoFaults({
+      devices: () => devices,
+      pis,
+      unos,
+      seed,
+      ...(log === undefined ? {} : { logger: log }),
+    }),
     async start(brokerUrl: string) {
       for (const id of DEMO_PIS) {
         const pi = await startVirtualPi({
@@ -81,25 +267,28 @@ export async function demoFleet(options: {
           token: tokens.get(id) as string,
           broker: brokerUrl,
           ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
-          ...(options.logger === undefined ? {} : { logger: options.logger }),
+          ...(log === undefined ? {} : { logger: log }),
         });
         pis.set(id, pi);
-        pi.sys.startDrift(1000, random);
+        pi.sys.startDrift(1000, seededRandom(deriveSeed(seed, `${id}/drift`)));
         // Someone opens the door now and then (active-low switch: 0 = pressed).
-        const door = setInterval(() => {
-          if (random() < 0.1) {
+        const door = seededRandom(deriveSeed(seed, `${id}/door`));
+        const timer = setInterval(() => {
+          if (door() < 0.1) {
             pi.sys.setGpioInput(17, 0);
             setTimeout(() => pi.sys.setGpioInput(17, 1), 1500).unref();
           }
         }, 3000);
-        door.unref();
-        timers.push(door);
+        timer.unref();
+        timers.push(timer);
       }
     },
     async stop() {
       for (const t of timers) clearInterval(t);
       await Promise.all([...pis.values()].map((pi) => pi.stop()));
       pis.clear();
+      await Promise.all([...unos.values()].map((uno) => uno.stop()));
     },
   };
+  return fleet;
 }

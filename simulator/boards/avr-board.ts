@@ -4,6 +4,7 @@
  * calls {@link AvrBoard.run} with a cycle budget (see runner.ts for real-time pacing).
  */
 import {
+  ADCMuxInputType,
   AVRADC,
   AVRClock,
   AVREEPROM,
@@ -107,6 +108,10 @@ export class AvrBoard {
   private readonly progMem: Uint16Array;
   private readonly programmer: FlashProgrammer;
   private readonly analog: number[];
+  /** Analog channels with nothing connected (see {@link AvrBoard.setAnalog} with `null`). */
+  private readonly floating = new Set<number>();
+  /** The voltage the ADC's sample-and-hold capacitor kept from the last conversion. */
+  private heldVolts = 0;
   /** Levels driven onto input pins from outside, by port letter: [mask, values]. */
   private readonly inputs = new Map<string, { mask: number; values: number }>();
   private readonly rxQueue: RxQueue = { bytes: [], notBefore: [] };
@@ -233,14 +238,34 @@ export class AvrBoard {
     return this.rxQueue.bytes.length;
   }
 
-  /** Sets the voltage on an analog input (channel n = An), 0..5 V at the default AVCC reference. */
-  setAnalog(channel: number, volts: number): void {
+  /**
+   * Sets the voltage on an analog input (channel n = An), 0..5 V at the default AVCC reference. `null` leaves the
+   * input floating (a sensor wire come loose): see {@link AvrBoard.floatingVolts} for what the ADC then reads.
+   */
+  setAnalog(channel: number, volts: number | null): void {
     if (!Number.isInteger(channel) || channel < 0 || channel >= this.spec.analogChannels) {
       throw new RangeError(`analog channel ${channel} out of range (0..${this.spec.analogChannels - 1})`);
     }
+    if (volts === null) {
+      this.floating.add(channel);
+      return;
+    }
     if (!Number.isFinite(volts)) throw new RangeError(`analog voltage must be a number, got ${volts}`);
+    this.floating.delete(channel);
     this.analog[channel] = volts;
     this.adc.channelValues[channel] = volts;
+  }
+
+  /**
+   * What a real ATmega's ADC reads on a floating input: the high-impedance pin cannot charge the sample-and-hold
+   * capacitor, so a conversion returns mostly the charge the previous conversion (another channel) left on it,
+   * swung by mains hum the loose wire picks up. Sampled at arbitrary moments, the 50 Hz hum aliases into readings
+   * that jump anywhere between the rails. A function of emulated time, so it is deterministic.
+   */
+  private floatingVolts(): number {
+    const t = this.cycles / this.spec.frequencyHz;
+    const hum = 2.5 + 2.5 * Math.sin(2 * Math.PI * 50 * t);
+    return Math.min(5, Math.max(0, 0.4 * this.heldVolts + 0.6 * hum));
   }
 
   /** Drives an input pin high or low from outside (a button, a sensor); `null` releases it. */
@@ -409,10 +434,21 @@ export class AvrBoard {
       }
       port.addListener(() => this.portChanged(name, port));
     }
-    this.adc = new AVRADC(cpu, spec.adc);
+    const adc = new AVRADC(cpu, spec.adc);
+    this.adc = adc;
     this.analog.forEach((v, i) => {
-      this.adc.channelValues[i] = v;
+      adc.channelValues[i] = v;
     });
+    const convert = adc.onADCRead;
+    adc.onADCRead = (input) => {
+      if (input.type === ADCMuxInputType.SingleEnded) {
+        const floating = this.floating.has(input.channel);
+        const volts = floating ? this.floatingVolts() : (this.analog[input.channel] ?? 0);
+        adc.channelValues[input.channel] = volts;
+        this.heldVolts = volts;
+      }
+      convert(input);
+    };
     new AVREEPROM(cpu, this.eeprom, spec.eeprom);
     new AVRWatchdog(cpu, spec.watchdog, clock);
     this.twi = new AVRTWI(cpu, spec.twi, spec.frequencyHz);

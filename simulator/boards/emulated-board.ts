@@ -92,14 +92,27 @@ export class EmulatedBoard extends EventEmitter<EmulatedBoardEvents> {
     return this.serial;
   }
 
-  /** Sets the voltage on analog input `channel` (0 = A0; also accepts "A0".."A15"), 0..5 V. */
-  setAnalog(channel: number | `A${number}`, volts: number): void {
+  /**
+   * Sets the voltage on analog input `channel` (0 = A0; also accepts "A0".."A15"), 0..5 V; `null` leaves the input
+   * floating (a loose sensor wire: the ADC reads rail-to-rail garbage, see AvrBoard).
+   */
+  setAnalog(channel: number | `A${number}`, volts: number | null): void {
     const n = typeof channel === "string" ? Number(channel.slice(1)) : channel;
     if (!Number.isInteger(n) || n < 0 || n >= this.spec.analogChannels) {
       throw new RangeError(`analog input ${channel} does not exist on ${this.spec.name}`);
     }
-    if (!Number.isFinite(volts)) throw new RangeError(`analog voltage must be a finite number, got ${volts}`);
+    if (volts !== null && !Number.isFinite(volts)) {
+      throw new RangeError(`analog voltage must be a finite number, got ${volts}`);
+    }
     this.send({ type: "analog", channel: n, volts });
+  }
+
+  /**
+   * Cuts or restores the board's power. Off, the chip stops (no serial, every pin reads low); on, it boots with a
+   * power-on reset (RAM lost, flash and EEPROM kept), like a Uno whose USB cable was pulled and plugged back.
+   */
+  setPower(on: boolean): void {
+    this.send({ type: "power", on });
   }
 
   /** Drives Arduino pin `pin` high or low from outside; `null` leaves it floating again. */

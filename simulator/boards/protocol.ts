@@ -29,9 +29,12 @@ export interface EmulationStats extends BoardStats {
 
 export type ToWorker =
   | { type: "rx"; bytes: Uint8Array }
-  | { type: "analog"; channel: number; volts: number }
+  /** `volts: null` leaves the input floating. */
+  | { type: "analog"; channel: number; volts: number | null }
   | { type: "digital"; pin: number; high: boolean | null }
   | { type: "reset"; cause: ResetCause }
+  /** Power off stops the chip (no serial, pins unpowered); power on boots it with a power-on reset. */
+  | { type: "power"; on: boolean }
   | { type: "query"; id: number; what: "stats" | "flash" | "eeprom" | "pins" }
   | { type: "stop" };
 

@@ -37,10 +37,12 @@ function main(): void {
     post({ type: "reset", cause, mcusr });
   };
   const runner = new BoardRunner(board, { realtime: config.realtime, afterTurn: flush });
+  let powered = true;
 
   port.on("message", (message: ToWorker) => {
     switch (message.type) {
       case "rx":
+        if (!powered) break; // a chip without power hears nothing
         board.receive(message.bytes);
         runner.kick();
         break;
@@ -51,7 +53,19 @@ function main(): void {
         board.setDigitalInput(message.pin, message.high);
         runner.kick();
         break;
+      case "power":
+        if (message.on === powered) break;
+        powered = message.on;
+        if (powered) {
+          board.reset("power-on");
+          runner.start(); // start() lines emulated time up with wall time again
+        } else {
+          runner.stop();
+          flush();
+        }
+        break;
       case "reset":
+        if (!powered) break;
         runner.resync();
         board.reset(message.cause);
         runner.kick();
@@ -79,7 +93,8 @@ function main(): void {
           value = {
             type: "reply",
             id: message.id,
-            value: board.spec.digitalPins.map((_, pin) => board.pinLevel(pin)),
+            // An unpowered chip drives no pin.
+            value: board.spec.digitalPins.map((_, pin) => (powered ? board.pinLevel(pin) : "low")),
           };
         }
         post(value);

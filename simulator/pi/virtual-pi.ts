@@ -64,6 +64,8 @@ export interface VirtualPi {
   readonly agent: Agent | undefined;
   /** Addresses of the DS18B20s laid out for the configured sensors. */
   readonly w1Addresses: string[];
+  /** The agent's sensors, as configured (which bus and address each reads). */
+  readonly sensors: NonNullable<AgentConfigInput["sensors"]>;
   /** Cuts the Pi off the broker (open connections are dropped, new ones refused) or restores the link. */
   partition(on: boolean): void;
   /** The agent dies and systemd restarts it at once. */
@@ -180,6 +182,7 @@ export async function startVirtualPi(opts: VirtualPiOptions): Promise<VirtualPi>
       return agent;
     },
     w1Addresses,
+    sensors,
     partition: (on) => relay.partition(on),
     async crash() {
       await kill();

@@ -32,6 +32,12 @@ import { join } from "node:path";
 
 export type IioChannel = "temp" | "humidityrelative" | "pressure";
 
+/** One value a sensor reads: a DS18B20 by address, or an IIO device's channel. */
+export type SysfsValue = { w1: string } | { iio: string; channel: IioChannel };
+
+/** A physical fault on a value: what the sensor reports given the true value (°C, %RH or hPa). */
+export type ValueFault = (truth: number) => number;
+
 export interface VirtualSysfs {
   /** The directory to use as the agent's `ioRoot`. */
   readonly root: string;
@@ -51,6 +57,13 @@ export interface VirtualSysfs {
   readGpio(gpio: number): 0 | 1 | undefined;
   /** The direction of an exported line (`in`/`out`), or undefined. */
   gpioDirection(gpio: number): "in" | "out" | undefined;
+  /** The true value (°C, %RH or hPa), faults aside. */
+  valueOf(target: SysfsValue): number;
+  /**
+   * Puts a physical fault on a value (or clears it with `undefined`): the file shows `fault(truth)` from now on,
+   * rewritten at once and on every later change of the true value; calling it again with the same fault draws anew.
+   */
+  setValueFault(target: SysfsValue, fault: ValueFault | undefined): void;
   /** Random-walks every temperature and IIO value every `periodMs`, like a real room (until {@link close}). */
   startDrift(periodMs: number, random?: () => number): void;
   /** Simulates a reboot: a new kernel boot id, and every GPIO line unexported. */
@@ -114,10 +127,15 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
   const iioDevices = new Map<string, { name: string; values: Partial<Record<IioChannel, number>> }>();
   const pendingInputs = new Map<number, 0 | 1>();
   const timers: NodeJS.Timeout[] = [];
+  const faults = new Map<string, ValueFault>();
+  const faultKey = (target: SysfsValue) =>
+    "w1" in target ? `w1:${target.w1}` : `iio:${target.iio}:${target.channel}`;
 
   const writeW1 = (address: string) => {
     const t = temps.get(address);
-    if (t) put(join(w1, address, "w1_slave"), w1SlaveText(t.celsius, t.crcError));
+    const fault = faults.get(`w1:${address}`);
+    const shown = fault ? fault(t?.celsius ?? 0) : t?.celsius;
+    if (t && shown !== undefined) put(join(w1, address, "w1_slave"), w1SlaveText(shown, t.crcError));
   };
   const lineDir = (gpio: number) => join(gpioDir, `gpio${gpio}`);
   /**
@@ -221,7 +239,26 @@ export async function createVirtualSysfs(dir: string): Promise<VirtualSysfs> {
     setIio(device, channel, value) {
       const [devDir, dev] = findIio(device);
       dev.values[channel] = value;
-      put(join(iio, devDir, `in_${channel}_input`), iioText(channel, value));
+      const fault = faults.get(`iio:${devDir}:${channel}`) ?? faults.get(`iio:${dev.name}:${channel}`);
+      put(join(iio, devDir, `in_${channel}_input`), iioText(channel, fault ? fault(value) : value));
+    },
+    valueOf(target) {
+      if ("w1" in target) {
+        const t = temps.get(target.w1);
+        if (!t) throw new Error(`no virtual DS18B20 "${target.w1}"`);
+        return t.celsius;
+      }
+      const value = findIio(target.iio)[1].values[target.channel];
+      if (value === undefined)
+        throw new Error(`virtual IIO device "${target.iio}" has no ${target.channel} channel`);
+      return value;
+    },
+    setValueFault(target, fault) {
+      const truth = sys.valueOf(target); // throws for an unknown value
+      if (fault === undefined) faults.delete(faultKey(target));
+      else faults.set(faultKey(target), fault);
+      if ("w1" in target) writeW1(target.w1);
+      else sys.setIio(target.iio, target.channel, truth);
     },
     setGpioInput(gpio, level) {
       pendingInputs.set(gpio, level);

@@ -106,7 +106,7 @@ describe("ganglion start", () => {
 });
 
 describe("ganglion start --simulate (what npm start runs)", () => {
-  it("runs the hub with the demo Pis: both come online with readings, a command reaches a board, SIGTERM stops it", async () => {
+  it("runs the hub with the demo Pis and emulated Unos: all come online with readings, a command reaches a board, SIGTERM stops it", async () => {
     const demoDir = mkdtempSync(join(tmpdir(), "ganglion-demo-"));
     const child = runCli([
       "start",
@@ -123,16 +123,18 @@ describe("ganglion start --simulate (what npm start runs)", () => {
       await waitForLine(child, /^ganglion: mqtt listening on mqtt:\/\/127\.0\.0\.1:\d+$/m);
       type Device = { id: string; status: string; sensors: { id: string; value: unknown }[] };
       let devices: Device[] = [];
-      const deadline = Date.now() + 15_000;
+      const deadline = Date.now() + 25_000;
       while (Date.now() < deadline) {
         devices = (await (await fetch(`${url}/api/devices`)).json()) as Device[];
         const ready = devices.every(
-          (d) => d.status === "online" && d.sensors.find((s) => s.id === "water-temp")?.value != null,
+          (d) =>
+            d.status === "online" &&
+            d.sensors.find((s) => s.id === "water-temp" || s.id === "temp")?.value != null,
         );
-        if (devices.length === 2 && ready) break;
+        if (devices.length === 4 && ready) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      expect(devices.map((d) => d.id).sort()).toEqual(["greenhouse-pi", "tank-pi"]);
+      expect(devices.map((d) => d.id).sort()).toEqual(["greenhouse-pi", "tank-pi", "uno-1", "uno-2"]);
       expect(devices.every((d) => d.status === "online")).toBe(true);
       const res = await fetch(`${url}/api/devices/tank-pi/commands`, {
         method: "POST",
@@ -140,11 +142,18 @@ describe("ganglion start --simulate (what npm start runs)", () => {
         body: JSON.stringify({ target: "pump", op: "close" }),
       });
       expect(res.status).toBe(200);
+      // The emulated Uno's relay, over serial Firmata, confirmed by the board.
+      const fan = await fetch(`${url}/api/devices/uno-1/commands`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ target: "fan", op: "close" }),
+      });
+      expect(fan.status).toBe(200);
       const code = new Promise<number | null>((r) => child.once("exit", r));
       child.kill("SIGTERM");
       expect(await code).toBe(0);
     } finally {
       rmSync(demoDir, { recursive: true, force: true });
     }
-  }, 40_000);
+  }, 60_000);
 });
