@@ -5,6 +5,7 @@
  * `hub.context.driverFaults.set(device, sensor, kind)` and `.clear(device, sensor)`.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -197,9 +198,13 @@ describe("driver fault `throws`", () => {
 });
 
 describe("driver fault `hang`", () => {
-  it("times out the isolated driver, kills its worker and restarts the sensor while the hub keeps answering", async () => {
+  it("times out the isolated driver, kills its worker and restarts the sensor while the hub keeps answering", {
+    timeout: 60_000,
+  }, async () => {
     const base = hub.httpUrl as string;
-    expect((await fetch(`${base}/api/health`)).status).toBe(200); // warm: sockets and threads the hub uses anyway
+    // Warm what would add threads of its own during the hang (libuv's pool, HTTP), so only the worker counts.
+    await readFile("/proc/self/status");
+    expect((await fetch(`${base}/api/health`)).status).toBe(200);
     const baseline = threads();
     const before = { ...pidsOf("pi-1", PI_PARTS), ...(uno ? pidsOf("uno", UNO_PARTS) : {}) };
     const tempPid = before[partName("pi-1", "temp")];
@@ -208,6 +213,13 @@ describe("driver fault `hang`", () => {
     hub.context.driverFaults.set("pi-1", "temp", "hang");
     await sendTemp(23);
     await until(() => threads() > baseline, 10_000, "the isolated driver's worker thread");
+    // Starting a worker takes 0.3 s on a quiet host and several seconds on a loaded one; the hang starts after.
+    const started = await until(
+      () => logs.find((l) => l.sensor === "temp" && String(l.msg).includes("isolated driver started")),
+      30_000,
+      "the isolated driver to start",
+    );
+    expect(started).toMatchObject({ device: "pi-1", startMs: expect.any(Number) });
 
     // The driver spins in its worker now: the hub answers HTTP and other devices' readings keep arriving.
     const hungAt = Date.now();
