@@ -213,7 +213,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     sensorsOf: (id) => devices.get(id)?.sensors.map((s) => s.id),
     // Stop and start the broker child: every device reconnects, and its init re-publishes retained state.
     restartBroker: async () => {
+      const old = handle.current;
       await terminateChild(rootPid(), "broker");
+      // The stopped broker frees its port asynchronously; the new one binds the same port.
+      await old?.close();
       await restartChild(rootPid(), "broker");
     },
     ...(options.physicalFaults === undefined ? {} : { physical: options.physicalFaults }),
