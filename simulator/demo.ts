@@ -115,7 +115,16 @@ function unoDevice(id: (typeof DEMO_UNOS)[number], path: string): DeviceConfig {
       : [
           lm35,
           // An LDR divider spans 0.15..4.75 V: readings at the rails mean a shorted or open sensor.
-          { id: "light", kind: "light", pin: "A1", periodMs: 1000, range: [10, 1000], flatLineMs: 30_000 },
+          {
+            id: "light",
+            kind: "light",
+            pin: "A1",
+            periodMs: 1000,
+            range: [10, 1000],
+            // Passing clouds move it up to ~150 counts/s.
+            maxRatePerS: 400,
+            flatLineMs: 30_000,
+          },
           { id: "bell", kind: "button", pin: 2, periodMs: 1000 },
         ];
   return DeviceSchema.parse({
@@ -130,8 +139,8 @@ function unoDevice(id: (typeof DEMO_UNOS)[number], path: string): DeviceConfig {
   });
 }
 
-/** The models behind a Uno's sensors, each on its own seeded stream. */
-function unoInputs(id: (typeof DEMO_UNOS)[number], seed: number): UnoInput[] {
+/** The models behind a demo Uno's sensors, each on its own seeded stream (fresh ones each call). */
+export function demoUnoInputs(id: (typeof DEMO_UNOS)[number], seed: number): UnoInput[] {
   const s = (part: string) => deriveSeed(seed, `${id}/${part}`);
   const workbench = id === "uno-1";
   const temp = roomTemperature({
@@ -217,7 +226,7 @@ export async function demoFleet(options: DemoOptions): Promise<DemoFleet> {
         startVirtualUno({
           device: id,
           hex: UNO_HEX,
-          inputs: unoInputs(id, seed),
+          inputs: demoUnoInputs(id, seed),
           tickMs: TICK_MS,
           ...(log === undefined ? {} : { logger: log }),
         }),

@@ -61,7 +61,10 @@ export function roomTemperature(o: RoomTemperatureOptions): Model<number> {
   };
 }
 
-/** Daylight on a light sensor by a window, 0 (night) .. 1 (full sun), with clouds passing. */
+/**
+ * Daylight on a light sensor by a window, 0 (night) .. 1 (full sun), with clouds passing and a little sensor noise
+ * (so a dark night does not read as a flat line).
+ */
 export function daylight(o: {
   seed: number;
   tickMs: number;
@@ -74,7 +77,7 @@ export function daylight(o: {
   const at = () => {
     const day = (o.startOfDay ?? 0.35) + (tick * o.tickMs) / o.dayMs;
     const sun = Math.max(0, Math.sin(2 * Math.PI * (day - 6 / 24))); // sunrise 06:00, sunset 18:00
-    return Math.min(1, sun * cloud);
+    return Math.min(1, sun * cloud) + gaussian(random) * 0.002;
   };
   let value = at();
   return {

@@ -258,14 +258,14 @@ export class AvrBoard {
 
   /**
    * What a real ATmega's ADC reads on a floating input: the high-impedance pin cannot charge the sample-and-hold
-   * capacitor, so a conversion returns mostly the charge the previous conversion (another channel) left on it,
-   * swung by mains hum the loose wire picks up. Sampled at arbitrary moments, the 50 Hz hum aliases into readings
-   * that jump anywhere between the rails. A function of emulated time, so it is deterministic.
+   * capacitor, so a conversion keeps part of the charge the previous conversion (another channel) left on it, and
+   * the loose wire picks up mains hum big enough to hit the input's clamp diodes. Sampled at arbitrary moments, the
+   * 50 Hz hum aliases into readings that jump between the rails. A function of emulated time: deterministic.
    */
   private floatingVolts(): number {
     const t = this.cycles / this.spec.frequencyHz;
-    const hum = 2.5 + 2.5 * Math.sin(2 * Math.PI * 50 * t);
-    return Math.min(5, Math.max(0, 0.4 * this.heldVolts + 0.6 * hum));
+    const hum = 2.5 + 3.5 * Math.sin(2 * Math.PI * 50 * t);
+    return Math.min(5, Math.max(0, hum + 0.3 * (this.heldVolts - 2.5)));
   }
 
   /** Drives an input pin high or low from outside (a button, a sensor); `null` releases it. */
