@@ -148,7 +148,10 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
       // Driver faults cost the healthy path this one Map lookup.
       const fault = hub.driverFaults.get(device, config.id);
       if (fault === undefined) {
-        if (state.faulty !== null) state.faulty.retire();
+        if (state.faulty !== null) {
+          state.faulty.retire();
+          state.faulty = null;
+        }
         return accept(state, reading, convertRaw(config.kind, reading.value));
       }
       state.faulty ??= new FaultyDriver({

@@ -265,6 +265,43 @@ describe("driver fault `hang`", () => {
   });
 });
 
+describe("a `hang` cleared before the isolated driver was called", () => {
+  it("converts the reading in the worker, and the idle worker is stopped by the next healthy reading", {
+    timeout: 60_000,
+  }, async () => {
+    await readFile("/proc/self/status");
+    const baseline = threads();
+    const door = pid(partName("pi-1", "door"));
+    const restarts = events("restarted", "hub/fleet/pi-1/sensors/door").length;
+    hub.context.driverFaults.set("pi-1", "door", "hang");
+    await pi.publishAsync(
+      "ganglion/pi-1/telemetry/door",
+      JSON.stringify({ value: 1, ts: Date.now(), seq: ++seq }),
+      {
+        qos: 1,
+      },
+    );
+    // The worker thread exists from the start; the call comes only once its module has loaded.
+    await until(() => threads() > baseline, 10_000, "the isolated driver's worker thread");
+    hub.context.driverFaults.clear("pi-1", "door");
+    // The board's 1 became true in the worker (the same conversion as the main thread's).
+    await until(() => sensor("pi-1", "door")?.value === true, 30_000, "the reading converted in isolation");
+    expect(threads()).toBeGreaterThan(baseline); // the driver idles until the next reading
+    await pi.publishAsync(
+      "ganglion/pi-1/telemetry/door",
+      JSON.stringify({ value: 0, ts: Date.now(), seq: ++seq }),
+      {
+        qos: 1,
+      },
+    );
+    await until(() => sensor("pi-1", "door")?.value === false, 5000, "a healthy reading");
+    await until(() => threads() <= baseline, 5000, "the idle worker to stop");
+    expect(sensor("pi-1", "door")?.health).toBe("ok");
+    expect(pid(partName("pi-1", "door"))).toBe(door);
+    expect(events("restarted", "hub/fleet/pi-1/sensors/door").length).toBe(restarts);
+  });
+});
+
 describe("a persistent `throws`", () => {
   it("exhausts the Sensors budget, then the device's: the device goes down with backoff, the fleet is undisturbed, and it comes back after clear", async () => {
     const unoBefore = uno ? pidsOf("uno", UNO_PARTS) : {};
