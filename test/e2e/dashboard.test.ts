@@ -13,6 +13,8 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FleetConfigSchema } from "../../hub/config.ts";
 import { partName } from "../../hub/context.ts";
+import { FAULT_KINDS as DASHBOARD_FAULT_KINDS } from "../../hub/dashboard/src/types.ts";
+import { FAULT_KINDS } from "../../hub/faults/contract.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { DASHBOARD_DIR } from "../../hub/run-hub.ts";
 import { exit } from "../../hub/runtime/index.ts";
@@ -41,7 +43,16 @@ async function startDemoHub(dataDir: string, simDir: string, httpPort: number, s
   const demo = await demoFleet({ dir: simDir, logger: silent });
   const config = FleetConfigSchema.parse({});
   config.devices.push(...demo.devices);
-  const hub = await startHub({ config, dataDir, httpPort, mqttPort: 0, staticDir, logger: silent });
+  const hub = await startHub({
+    config,
+    dataDir,
+    httpPort,
+    mqttPort: 0,
+    staticDir,
+    logger: silent,
+    serialOpener: demo.serialOpener,
+    physicalFaults: demo.faults,
+  });
   await demo.start(hub.mqttUrl);
   let stopped = false;
   return {
@@ -192,7 +203,11 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
         await expect.poll(() => value.textContent(), { timeout: 15_000 }).not.toBe("—");
         const text = (await sensorRow(device.id, sensor.id).locator("td.value").textContent()) ?? "";
         expect(text).toMatch(
-          sensor.unit ? new RegExp(`^-?\\d+(\\.\\d+)? ${sensor.unit}$`) : /^(pressed|released)$/,
+          sensor.unit
+            ? new RegExp(`^-?\\d+(\\.\\d+)? ${sensor.unit}$`)
+            : sensor.kind === "button"
+              ? /^(pressed|released)$/
+              : /^-?\d+(\.\d+)?$/,
         );
       }
       for (const actuator of device.actuators) {
@@ -327,6 +342,193 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
     await expect.poll(() => pi.sys.readGpio(27), { timeout: 5000 }).toBe(1);
     expect(await page.locator('[data-device="tank-pi"] [role=alert]').count()).toBe(0);
     await shot("actuators");
+  }, 20_000);
+
+  /** Fills the page's fault form and presses Inject (as a user would, through labelled controls). */
+  const injectFromPage = async (f: { device: string; sensor?: string; kind: string; seconds?: string }) => {
+    const form = page.getByRole("form", { name: "Inject a fault" });
+    await form.getByLabel("Device", { exact: true }).selectOption(f.device);
+    await form.getByLabel("Sensor", { exact: true }).selectOption(f.sensor ?? "");
+    await form.getByLabel("Fault", { exact: true }).selectOption(f.kind);
+    if (f.seconds !== undefined) await form.getByLabel("For (s)", { exact: true }).fill(f.seconds);
+    else await form.getByLabel("For (s)", { exact: true }).fill("");
+    const clickedAt = Date.now();
+    await form.getByRole("button", { name: "Inject" }).click();
+    return clickedAt;
+  };
+  const activeFault = (kind: string, target: string) =>
+    page.locator(`[data-fault][data-kind="${kind}"]`, { hasText: target });
+  const apiFaults = async () =>
+    (await (await fetch(`http://127.0.0.1:${port}/api/faults`)).json()) as { id: string; kind: string }[];
+
+  it("offers only the fault kinds that fit the picked target", async () => {
+    const form = page.getByRole("form", { name: "Inject a fault" });
+    const kinds = () =>
+      form
+        .getByLabel("Fault", { exact: true })
+        .locator("option")
+        .evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value));
+    const byLayer = (layer: string) =>
+      Object.entries(FAULT_KINDS)
+        .filter(([, l]) => l === layer)
+        .map(([k]) => k);
+    await form.getByLabel("Device", { exact: true }).selectOption("");
+    expect(await kinds()).toEqual(byLayer("hub"));
+    expect(await form.getByLabel("Sensor", { exact: true }).isDisabled()).toBe(true);
+    expect(await form.getByLabel("For (s)", { exact: true }).isDisabled()).toBe(true);
+    await form.getByLabel("Device", { exact: true }).selectOption("tank-pi");
+    expect(await kinds()).toEqual(byLayer("device"));
+    // Sensors only: actuators are not sensor actors.
+    const sensors = await form
+      .getByLabel("Sensor", { exact: true })
+      .locator("option")
+      .evaluateAll((os) => os.map((o) => (o as unknown as { value: string }).value));
+    expect(sensors).toEqual(["", "water-temp", "air-temp", "air-humidity", "air-pressure", "door"]);
+    await form.getByLabel("Sensor", { exact: true }).selectOption("door");
+    expect(await kinds()).toEqual(byLayer("sensor"));
+    // The page's copy of the kinds is the hub's contract.
+    expect(DASHBOARD_FAULT_KINDS).toEqual(FAULT_KINDS);
+  }, 20_000);
+
+  it("injects `throws` from the page: the sensor restarts in the tree within 2 s, then runs healthy", async () => {
+    const path = "hub/fleet/tank-pi/sensors/door";
+    const item = page.locator(`[role=treeitem][data-path="${path}"]`);
+    const before = Number(await item.getAttribute("data-restarts"));
+    const clickedAt = await injectFromPage({
+      device: "tank-pi",
+      sensor: "door",
+      kind: "throws",
+      seconds: "1.5",
+    });
+    await page.waitForSelector(`[role=treeitem][data-path="${path}"]:not([data-restarts="${before}"])`, {
+      timeout: Math.max(1, clickedAt + 2000 - Date.now()),
+    });
+    const shownAfter = Date.now() - clickedAt;
+    expect(await page.locator("[data-role=inject-done]").textContent()).toMatch(
+      /Injected f\d+: throws on tank-pi\/door/,
+    );
+    expect(await item.locator(":scope > .row").textContent()).toContain("InjectedDriverError");
+    await shot("fault-throws-restart");
+    // The duration ends: the fault leaves the list by itself, the node runs and the sensor reads healthy again.
+    await expect.poll(() => activeFault("throws", "tank-pi/door").count(), { timeout: 5000 }).toBe(0);
+    await expect.poll(() => item.getAttribute("data-status"), { timeout: 5000 }).toBe("running");
+    const health = sensorRow("tank-pi", "door").locator(".badge");
+    await expect.poll(() => health.textContent(), { timeout: 5000 }).toBe("ok");
+    const cleared = page.locator('li.event[data-type="fault_cleared"]', { hasText: path });
+    await cleared.first().waitFor({ timeout: 2000 });
+    console.log(`dashboard: restart from a page-injected fault shown ${shownAfter} ms after the click`);
+    await shot("fault-throws-recovered");
+  }, 30_000);
+
+  it("injects `disconnect` on an emulated Uno from the page: its link restarts within 2 s, and it comes back online", async () => {
+    const path = "hub/fleet/uno-1/link";
+    const item = page.locator(`[role=treeitem][data-path="${path}"]`);
+    const before = Number(await item.getAttribute("data-restarts"));
+    const clickedAt = await injectFromPage({ device: "uno-1", kind: "disconnect", seconds: "2" });
+    await page.waitForSelector(`[role=treeitem][data-path="${path}"]:not([data-restarts="${before}"])`, {
+      timeout: Math.max(1, clickedAt + 2000 - Date.now()),
+    });
+    const shownAfter = Date.now() - clickedAt;
+    await activeFault("disconnect", "uno-1").waitFor({ timeout: 2000 });
+    await shot("fault-disconnect-restart");
+    // The cable is plugged back when the 2 s end: the link, the board and the sensors run again, the card is online.
+    await expect.poll(() => activeFault("disconnect", "uno-1").count(), { timeout: 5000 }).toBe(0);
+    const status = page.locator('[data-device="uno-1"] [data-role=device-status]');
+    await expect.poll(() => status.textContent(), { timeout: 15_000 }).toBe("online");
+    await expect.poll(() => item.getAttribute("data-status"), { timeout: 5000 }).toBe("running");
+    expect(
+      await page.locator('[role=treeitem][data-path="hub/fleet/uno-1"]').getAttribute("data-status"),
+    ).toBe("running");
+    // The rest of the fleet never noticed.
+    expect(await page.locator('[data-device="tank-pi"] [data-role=device-status]').textContent()).toBe(
+      "online",
+    );
+    console.log(
+      `dashboard: uno-1 link restart from a page-injected disconnect shown ${shownAfter} ms after the click`,
+    );
+    await shot("fault-disconnect-recovered");
+  }, 40_000);
+
+  it("clears a fault with its Clear button, and every fault with Clear all", async () => {
+    await injectFromPage({ device: "tank-pi", sensor: "air-pressure", kind: "throws" });
+    const one = activeFault("throws", "tank-pi/air-pressure");
+    await one.waitFor({ timeout: 2000 });
+    expect(await one.textContent()).toContain("until cleared");
+    await shot("fault-active");
+    await one.getByRole("button", { name: /^Clear f\d+/ }).click();
+    await expect.poll(() => one.count(), { timeout: 2000 }).toBe(0);
+    expect(await apiFaults()).toEqual([]);
+    await expect.poll(() => page.locator("[data-role=no-faults]").count(), { timeout: 2000 }).toBe(1);
+
+    await injectFromPage({ device: "tank-pi", sensor: "air-pressure", kind: "throws" });
+    await injectFromPage({ device: "tank-pi", sensor: "air-humidity", kind: "throws", seconds: "600" });
+    await expect.poll(() => page.locator("[data-fault]").count(), { timeout: 2000 }).toBe(2);
+    expect((await apiFaults()).length).toBe(2);
+    expect(await activeFault("throws", "tank-pi/air-humidity").textContent()).toMatch(
+      /clears in (9\.\d|10) min/,
+    );
+    await page.getByRole("button", { name: "Clear all" }).click();
+    await expect.poll(() => page.locator("[data-fault]").count(), { timeout: 2000 }).toBe(0);
+    expect(await apiFaults()).toEqual([]);
+    expect(await page.getByRole("button", { name: "Clear all" }).isDisabled()).toBe(true);
+    await shot("faults-cleared");
+  }, 20_000);
+
+  it("shows the API's own message when an injection is refused", async () => {
+    // 100,000 s is past the API's 24 h limit: the page sends it as typed, and the hub says why not.
+    await injectFromPage({ device: "tank-pi", sensor: "water-temp", kind: "stuck", seconds: "100000" });
+    const alert = page.locator("[data-role=inject-error]");
+    await alert.waitFor({ timeout: 2000 });
+    const res = await fetch(`http://127.0.0.1:${port}/api/faults`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        kind: "stuck",
+        device: "tank-pi",
+        sensor: "water-temp",
+        durationMs: 100_000_000,
+      }),
+    });
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: { message: string } };
+    expect(await alert.textContent()).toBe(`✕ ${error.message}`);
+    // A serial Uno has no network to partition: the simulator refuses, and the page says so in its words.
+    await injectFromPage({ device: "uno-1", kind: "partition" });
+    await expect.poll(() => alert.textContent(), { timeout: 2000 }).toContain("no network to partition");
+    // A second throws on the same sensor: 409, and the page names the fault already there.
+    await injectFromPage({ device: "tank-pi", sensor: "air-temp", kind: "throws" });
+    await activeFault("throws", "tank-pi/air-temp").waitFor({ timeout: 2000 });
+    const [held] = await apiFaults();
+    await injectFromPage({ device: "tank-pi", sensor: "air-temp", kind: "throws" });
+    await expect
+      .poll(() => alert.textContent(), { timeout: 2000 })
+      .toContain(`already has fault ${held!.id}`);
+    expect(await page.locator("[data-fault]").count()).toBe(1);
+    await shot("fault-refused");
+    await page.getByRole("button", { name: "Clear all" }).click();
+    await expect.poll(() => page.locator("[data-fault]").count(), { timeout: 2000 }).toBe(0);
+  }, 20_000);
+
+  it("lists the shipped scenarios, or says plainly that the hub does not serve them", async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/api/scenarios`);
+    const panel = page.locator("[data-role=scenarios]");
+    if (res.status === 404) {
+      const { error } = (await res.json()) as { error: { message: string } };
+      const why = panel.locator("[data-role=scenarios-unavailable]");
+      await why.waitFor({ timeout: 2000 });
+      expect(await why.getByRole("button", { name: "Run" }).isDisabled()).toBe(true);
+      expect(await why.textContent()).toContain(error.message);
+    } else {
+      expect(res.status).toBe(200);
+      const scenarios = (await res.json()) as { name: string }[];
+      for (const s of scenarios) {
+        await panel
+          .locator(`[data-scenario="${s.name}"]`)
+          .getByRole("button", { name: `Run ${s.name}` })
+          .waitFor();
+      }
+    }
+    await shot("scenarios");
   }, 20_000);
 
   it("shows a device that went away as offline with the reason, its controls disabled", async () => {

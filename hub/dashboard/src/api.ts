@@ -1,5 +1,13 @@
-/** The few HTTP routes of DESIGN.md §2 the page calls, with the API's JSON errors turned into messages. */
-import type { DeviceView, HubEvent, StoredReading, TreeNode } from "./types.ts";
+/** The HTTP routes of DESIGN.md §2 the page calls, with the API's JSON errors turned into messages. */
+import type {
+  DeviceView,
+  FaultRequestBody,
+  FaultView,
+  HubEvent,
+  ScenarioSummary,
+  StoredReading,
+  TreeNode,
+} from "./types.ts";
 
 /** An error answer of the API (`{"error": {"code", "message"}}`) or a failed request. */
 export class ApiError extends Error {
@@ -54,3 +62,23 @@ export const sendCommand = (device: string, target: string, op: string, args?: R
     headers: { "content-type": "application/json" },
     body: JSON.stringify(args === undefined ? { target, op } : { target, op, args }),
   });
+
+const json = (method: string, body?: unknown): RequestInit =>
+  body === undefined
+    ? { method }
+    : { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+
+export const fetchFaults = () => request<FaultView[]>("/api/faults");
+
+/** 202 with the fault as booked; rejects with the API's reason (400 bad-fault, 404, 409 not-simulated/fault_active). */
+export const injectFault = (body: FaultRequestBody) => request<FaultView>("/api/faults", json("POST", body));
+
+/** Resolves once the fault's undo ran (204); 404 when it is no longer active. */
+export const clearFault = (id: string) =>
+  request<void>(`/api/faults/${encodeURIComponent(id)}`, json("DELETE"));
+
+export const fetchScenarios = () => request<ScenarioSummary[]>("/api/scenarios");
+
+/** 202 once the run started; its progress arrives as `scenario` events on `/api/live`. */
+export const runScenario = (name: string) =>
+  request<unknown>(`/api/scenarios/${encodeURIComponent(name)}/run`, json("POST"));

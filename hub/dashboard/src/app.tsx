@@ -79,7 +79,13 @@ export function App({ store }: { store: DashboardStore }) {
         </section>
         <section class="panel faults-panel" aria-labelledby="faults-h">
           <h2 id="faults-h">Faults</h2>
-          <FaultsPanel faults={state.faults} />
+          <FaultsPanel
+            faults={state.faults}
+            devices={state.devices}
+            scenarioEvents={state.scenarioEvents}
+            epoch={state.epoch}
+            now={now}
+          />
         </section>
         <section class="panel events-panel" aria-labelledby="events-h">
           <h2 id="events-h">Events</h2>

@@ -3,9 +3,18 @@
  * this client fell behind); updates between snapshots are applied in order. Messages are batched and applied once
  * per animation frame, so a fleet reporting at 1 Hz per sensor costs one render per frame, not one per reading.
  */
-import { fetchEvents, fetchTelemetry, fetchTree } from "./api.ts";
+import { fetchEvents, fetchFaults, fetchTelemetry, fetchTree } from "./api.ts";
 import type { ConnectionState } from "./live.ts";
-import type { DeviceView, HubEvent, LiveMessage, ReadingValue, TreeNode } from "./types.ts";
+import type {
+  DeviceView,
+  FaultView,
+  Health,
+  HubEvent,
+  LiveMessage,
+  ReadingValue,
+  StoredReading,
+  TreeNode,
+} from "./types.ts";
 
 /** A sensor's recent numeric readings for its sparkline (booleans as 0/1), oldest first. */
 export interface Series {
@@ -28,7 +37,10 @@ export interface DashboardState {
   devices: DeviceView[];
   /** Oldest first, at most {@link MAX_EVENTS}. */
   events: HubEvent[];
-  faults: unknown[];
+  /** Active faults: the snapshot's, kept current from `fault_injected` / `fault_cleared` events. */
+  faults: FaultView[];
+  /** The last {@link MAX_SCENARIO_EVENTS} `scenario` events (a run's progress lines), oldest first. */
+  scenarioEvents: HubEvent[];
   /** Per node path, the restarts this page saw happen and when the last one arrived (drives the flash). */
   flashes: Record<string, Flash>;
   /** Per `device/sensor`. */
@@ -40,6 +52,7 @@ export interface DashboardState {
 }
 
 export const MAX_EVENTS = 1000;
+export const MAX_SCENARIO_EVENTS = 300;
 export const EVENTS_ON_LOAD = 200;
 export const SERIES_POINTS = 240;
 export const HISTORY_POINTS = 120;
@@ -88,6 +101,106 @@ function mergeNode(
   return { ...root, children: copy };
 }
 
+/** The copy-on-write state of one batch of live messages (see {@link DashboardStore.flush}). */
+class Batch {
+  readonly s: DashboardState;
+  private devicesOwned = false;
+  private readonly ownedDevices = new Set<string>();
+  private index: Map<string, number> | undefined;
+  private seriesOwned = false;
+  private eventsOwned = false;
+  private flashesOwned = false;
+
+  constructor(state: DashboardState) {
+    this.s = { ...state };
+  }
+
+  result(): DashboardState {
+    return this.s;
+  }
+
+  /** A snapshot: everything it carries replaces what the batch had. */
+  replace(next: Partial<DashboardState>): void {
+    Object.assign(this.s, next);
+    this.devicesOwned = this.seriesOwned = this.flashesOwned = false;
+    this.ownedDevices.clear();
+    this.index = undefined;
+  }
+
+  devicesChanged(): void {
+    this.devicesOwned = true;
+    this.ownedDevices.clear();
+    this.index = undefined;
+  }
+
+  private deviceIndex(id: string): number {
+    this.index ??= new Map(this.s.devices.map((d, i) => [d.id, i]));
+    return this.index.get(id) ?? -1;
+  }
+
+  device(device: DeviceView): void {
+    const i = this.deviceIndex(device.id);
+    if (!this.devicesOwned) {
+      this.s.devices = this.s.devices.slice();
+      this.devicesOwned = true;
+    }
+    if (i < 0) {
+      this.s.devices.push(device);
+      this.index?.set(device.id, this.s.devices.length - 1);
+    } else this.s.devices[i] = device;
+    this.ownedDevices.delete(device.id);
+  }
+
+  reading(device: string, sensor: string, value: ReadingValue, ts: number, health: Health): void {
+    const i = this.deviceIndex(device);
+    if (i >= 0) {
+      if (!this.devicesOwned) {
+        this.s.devices = this.s.devices.slice();
+        this.devicesOwned = true;
+      }
+      let d = this.s.devices[i]!;
+      if (!this.ownedDevices.has(device)) {
+        d = { ...d, sensors: d.sensors.slice() };
+        this.s.devices[i] = d;
+        this.ownedDevices.add(device);
+      }
+      const j = d.sensors.findIndex((p) => p.id === sensor);
+      if (j >= 0) d.sensors[j] = { ...d.sensors[j]!, value, ts, health };
+    }
+    const n = numeric(value);
+    if (n === undefined) return;
+    const key = seriesKey(device, sensor);
+    const old = this.s.series[key];
+    if (old !== undefined && old.ts.length > 0 && ts <= old.ts[old.ts.length - 1]!) return;
+    const keep = SERIES_POINTS - 1;
+    const next: Series = {
+      ts: old === undefined ? [ts] : [...old.ts.slice(-keep), ts],
+      values: old === undefined ? [n] : [...old.values.slice(-keep), n],
+    };
+    if (!this.seriesOwned) {
+      this.s.series = { ...this.s.series };
+      this.seriesOwned = true;
+    }
+    this.s.series[key] = next;
+  }
+
+  pushEvent(e: HubEvent): void {
+    if (!this.eventsOwned) {
+      this.s.events = this.s.events.slice(-(MAX_EVENTS - 1));
+      this.eventsOwned = true;
+    } else if (this.s.events.length >= MAX_EVENTS) this.s.events.shift();
+    this.s.events.push(e);
+  }
+
+  flash(path: string): void {
+    if (!this.flashesOwned) {
+      this.s.flashes = { ...this.s.flashes };
+      this.flashesOwned = true;
+    }
+    this.s.flashes[path] = { count: (this.s.flashes[path]?.count ?? 0) + 1, at: Date.now() };
+  }
+}
+
 type Listener = () => void;
 
 export class DashboardStore {
@@ -97,6 +210,7 @@ export class DashboardStore {
     devices: [],
     events: [],
     faults: [],
+    scenarioEvents: [],
     flashes: {},
     series: {},
     epoch: 0,
@@ -106,6 +220,9 @@ export class DashboardStore {
   private queue: LiveMessage[] = [];
   private frame: number | undefined;
   private treeRefetch: ReturnType<typeof setTimeout> | undefined;
+  private faultRefetch: ReturnType<typeof setTimeout> | undefined;
+  /** Sensors whose history was read since the last snapshot (a card scrolled back into view does not read it again). */
+  private readonly historyLoaded = new Set<string>();
   /** Events received live while the history for the last snapshot is being read (merged into it, then dropped). */
   private liveEvents: HubEvent[] | undefined;
 
@@ -133,96 +250,98 @@ export class DashboardStore {
     this.frame ??= requestAnimationFrame(() => this.flush());
   }
 
+  /**
+   * Applies the queued messages. A batch copies each thing it changes once (the device list, a device, the series
+   * table, the event list), not once per message: at 1,000 readings a second a frame holds ~20 of them, and a copy
+   * of a 1,000-device list per reading is what would make the page stutter.
+   */
   private flush(): void {
     this.frame = undefined;
     const batch = this.queue;
     this.queue = [];
-    let s = this.state;
-    for (const msg of batch) s = this.apply(s, msg);
-    this.state = { ...s, lastMessageAt: performance.now() };
+    const b = new Batch(this.state);
+    for (const msg of batch) this.apply(b, msg);
+    this.state = { ...b.result(), lastMessageAt: performance.now() };
+    this.stats.batches++;
+    this.stats.messages += batch.length;
     for (const l of this.listeners) l();
   }
 
-  private apply(s: DashboardState, msg: LiveMessage): DashboardState {
+  /** Counters for the benchmark: frames that applied messages, and how many messages they held. */
+  readonly stats = { batches: 0, messages: 0 };
+
+  private apply(b: Batch, msg: LiveMessage): void {
     switch (msg.type) {
       case "snapshot":
         this.liveEvents = [];
-        void this.loadEvents(s.epoch + 1);
-        return {
-          ...s,
+        this.historyLoaded.clear();
+        void this.loadEvents(b.s.epoch + 1);
+        b.replace({
           tree: msg.tree,
           devices: msg.devices,
-          faults: msg.faults,
+          faults: Array.isArray(msg.faults) ? msg.faults : [],
           flashes: {},
           series: {},
-          epoch: s.epoch + 1,
-        };
+          epoch: b.s.epoch + 1,
+        });
+        return;
       case "node": {
+        const s = b.s;
         const old = findNode(s.tree, msg.node.path);
         const merged = s.tree === null ? undefined : mergeNode(s.tree, msg.node.path.split("/"), msg.node);
         if (merged === undefined) {
           this.refetchTree();
-          return s;
+          return;
         }
-        const flashes =
-          old !== undefined && msg.node.restarts > old.restarts
-            ? {
-                ...s.flashes,
-                [msg.node.path]: { count: (s.flashes[msg.node.path]?.count ?? 0) + 1, at: Date.now() },
-              }
-            : s.flashes;
-        return { ...s, tree: merged, flashes };
+        b.s.tree = merged;
+        if (old !== undefined && msg.node.restarts > old.restarts) {
+          b.flash(msg.node.path);
+        }
+        return;
       }
       case "event": {
-        this.liveEvents?.push(msg.event);
-        const events = s.events.length >= MAX_EVENTS ? s.events.slice(1 - MAX_EVENTS) : s.events.slice();
-        events.push(msg.event);
-        let { devices } = s;
-        if (msg.event.type === "offline" && msg.event.reason === "removed") {
-          const id = msg.event.path.split("/")[2];
-          devices = devices.filter((d) => d.id !== id);
+        const e = msg.event;
+        this.liveEvents?.push(e);
+        b.pushEvent(e);
+        if (e.type === "offline" && e.reason === "removed") {
+          const id = e.path.split("/")[2];
+          b.s.devices = b.s.devices.filter((d) => d.id !== id);
+          b.devicesChanged();
           this.refetchTree();
-        } else if (msg.event.type === "started" && findNode(s.tree, msg.event.path) === undefined) {
+        } else if (e.type === "started" && findNode(b.s.tree, e.path) === undefined) {
           this.refetchTree();
+        } else if (e.type === "fault_injected" || e.type === "fault_cleared") {
+          const fault = e.fault as FaultView | undefined;
+          if (typeof fault?.id !== "string") this.refetchFaults();
+          else if (e.type === "fault_cleared") b.s.faults = b.s.faults.filter((f) => f.id !== fault.id);
+          else if (!b.s.faults.some((f) => f.id === fault.id)) b.s.faults = [...b.s.faults, fault];
+        } else if (e.type === "scenario") {
+          b.s.scenarioEvents = [...b.s.scenarioEvents.slice(1 - MAX_SCENARIO_EVENTS), e];
         }
-        return { ...s, events, devices };
+        return;
       }
       case "reading": {
-        const devices = s.devices.map((d) =>
-          d.id !== msg.device
-            ? d
-            : {
-                ...d,
-                sensors: d.sensors.map((p) =>
-                  p.id === msg.sensor ? { ...p, value: msg.value, ts: msg.ts, health: msg.health } : p,
-                ),
-              },
-        );
-        const n = numeric(msg.value);
-        const key = seriesKey(msg.device, msg.sensor);
-        const old = s.series[key];
-        if (
-          n === undefined ||
-          (old !== undefined && old.ts.length > 0 && msg.ts <= old.ts[old.ts.length - 1]!)
-        ) {
-          return { ...s, devices };
-        }
-        const ts = old === undefined ? [] : old.ts.slice(-(SERIES_POINTS - 1));
-        const values = old === undefined ? [] : old.values.slice(-(SERIES_POINTS - 1));
-        ts.push(msg.ts);
-        values.push(n);
-        return { ...s, devices, series: { ...s.series, [key]: { ts, values } } };
+        b.reading(msg.device, msg.sensor, msg.value, msg.ts, msg.health);
+        return;
       }
       case "device": {
-        const index = s.devices.findIndex((d) => d.id === msg.device.id);
-        const devices = s.devices.slice();
-        if (index < 0) devices.push(msg.device);
-        else devices[index] = msg.device;
-        return { ...s, devices };
+        b.device(msg.device);
+        return;
       }
       default:
-        return s;
+        return;
     }
+  }
+
+  /** Reads the active faults again (an event about a fault without the fault in it). */
+  private refetchFaults(): void {
+    if (this.faultRefetch !== undefined) return;
+    this.faultRefetch = setTimeout(() => {
+      this.faultRefetch = undefined;
+      fetchFaults()
+        .then((faults) => this.set({ faults }))
+        .catch(() => undefined);
+    }, 100);
   }
 
   /** The tree changed shape (a device added or removed): read it whole again, at most every 300 ms. */
@@ -257,9 +376,17 @@ export class DashboardStore {
   /** Reads a sensor's history for its sparkline, keeping live readings newer than it. */
   async loadHistory(device: string, sensor: string): Promise<void> {
     const epoch = this.state.epoch;
-    const rows = await fetchTelemetry(device, sensor, HISTORY_POINTS);
-    if (this.state.epoch !== epoch) return;
     const key = seriesKey(device, sensor);
+    if (this.historyLoaded.has(key)) return;
+    this.historyLoaded.add(key);
+    let rows: StoredReading[];
+    try {
+      rows = await fetchTelemetry(device, sensor, HISTORY_POINTS);
+    } catch (err) {
+      if (this.state.epoch === epoch) this.historyLoaded.delete(key);
+      throw err;
+    }
+    if (this.state.epoch !== epoch) return;
     const ts: number[] = [];
     const values: number[] = [];
     for (const row of rows) {
