@@ -177,8 +177,10 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
       ),
     terminate: (reason: unknown, state: State) => {
       if (state.staleTimer !== null) getClock().clearTimeout(state.staleTimer);
-      // A crash (a driver fault among them): the sensor shows `restarting` until its next actor starts.
-      if (!isCleanExit(reason)) hub.state.setHealth(device, config.id, "restarting");
+      // A crash (a driver fault among them): the sensor shows `restarting` until its next actor starts. Not when
+      // an exit signal ended us mid-`hang` and this runs late: our name is gone, and a successor may own the health.
+      if (!isCleanExit(reason) && hub.names.whereis(partName(device, config.id)) === state.self)
+        hub.state.setHealth(device, config.id, "restarting");
     },
   };
 }

@@ -17,6 +17,7 @@ import { boardName, linkName, partName, type SerialOpener } from "../../hub/cont
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { findNode, onRuntimeEvent } from "../../hub/runtime/index.ts";
 import type { HubEvent } from "../../hub/store.ts";
+import type { LiveUpdate } from "../../hub/view.ts";
 import { type EmulatedBoard, startEmulatedBoard } from "../../simulator/boards/emulated-board.ts";
 
 const HEX = join(import.meta.dirname, "../../firmware/arduino/dist/ganglion-uno.hex");
@@ -47,6 +48,7 @@ let pi: MqttClient;
 let dataDir: string;
 let seq = 0;
 const logs: Record<string, unknown>[] = [];
+const updates: LiveUpdate[] = [];
 
 const events = (type: string, path: string): HubEvent[] =>
   (hub.events({ type, limit: 10_000 }) as HubEvent[]).filter((e) => e.path === path);
@@ -111,6 +113,7 @@ beforeAll(async () => {
     logger: pino({ level: "info" }, logStream),
     ...(opener === undefined ? {} : { serialOpener: opener }),
   });
+  hub.subscribe((u) => updates.push(u));
   pi = await mqtt.connectAsync(hub.mqttUrl, {
     clientId: "pi-1",
     username: "pi-1",
@@ -151,6 +154,11 @@ describe("driver fault `throws`", () => {
     expect(node?.lastExit?.reason).toMatch(/InjectedDriverError: pi-1\/temp: .*injected fault "throws"/);
     // The crashed reading was stored on arrival, but never became the sensor's value.
     expect(sensor("pi-1", "temp")?.value).toBe(20);
+    // The dashboard saw it restarting, then ok from the fresh actor.
+    const health = updates.flatMap((u) =>
+      u.type === "reading" && u.device === "pi-1" && u.sensor === "temp" ? [u.health] : [],
+    );
+    expect(health.slice(-2)).toEqual(["restarting", "ok"]);
     const after = { ...pidsOf("pi-1", PI_PARTS), ...(uno ? pidsOf("uno", UNO_PARTS) : {}) };
     expect(after[partName("pi-1", "temp")]).not.toBe(before[partName("pi-1", "temp")]);
     delete after[partName("pi-1", "temp")];
