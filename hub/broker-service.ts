@@ -1,10 +1,18 @@
 /**
- * The Broker service: owns the embedded aedes broker as a supervised process. It persists each telemetry publish
- * before the device gets its PUBACK, routes what devices publish to their actors by name, and on (re)start
- * re-publishes every sensor's retained `state/` from the history so subscribers see the last known state.
+ * The Broker service: the hub's MQTT, as a supervised process. Either it owns the embedded aedes broker, or (with
+ * `--broker mqtt://…`, DESIGN.md §4) it is a client link to an external broker (hub/broker/external.ts).
+ *
+ * Either way it persists each telemetry message before acknowledging it — embedded: before the device gets its
+ * PUBACK; external: before the hub's own PUBACK to the broker, which keeps the hub's session and redelivers what
+ * was not acknowledged — routes what devices publish to their actors by name, and on (re)start re-publishes every
+ * sensor's retained `state/` from the history. A dropped link to an external broker ends the process; its
+ * supervisor reconnects with backoff.
  */
+
+import { connectExternalBroker, type ExternalBrokerSettings } from "./broker/external.ts";
 import {
   type BrokerOptions,
+  type DeviceCredential,
   deviceCredentials,
   type RunningBroker,
   startBroker,
@@ -12,18 +20,48 @@ import {
 } from "./broker.ts";
 import type { FleetConfig } from "./config.ts";
 import { boardName, type HubContext, linkName, partName } from "./context.ts";
-import { type ChildSpec, startServer } from "./runtime/index.ts";
+import {
+  type ChildSpec,
+  getClock,
+  type Pid,
+  type Process,
+  startServer,
+  stop,
+  type TimerHandle,
+} from "./runtime/index.ts";
 import type { ReadingValue } from "./store.ts";
+import type { Health } from "./view.ts";
+
+/**
+ * The running broker as the hub uses it: the embedded aedes or the link to an external broker. It changes when the
+ * Broker service restarts.
+ */
+export interface HubBroker {
+  /** `mqtt://HOST:PORT` devices connect to (an external broker's URL without credentials). */
+  readonly url: string;
+  /** True for an external broker: device logins and ACLs are its job, not the hub's. */
+  readonly external: boolean;
+  /** The hub's own MQTT login, for in-process clients; undefined when it connects anonymously (external). */
+  readonly hubCredentials: { username: string; password: string } | undefined;
+  publish(topic: string, payload: string, options: { qos: 0 | 1; retain: boolean }): void;
+  /** Lets a device log in (embedded only; an external broker has its own accounts). */
+  addDevice(device: DeviceCredential): void;
+  /** Revokes a device's login and closes its session (embedded only). */
+  removeDevice(id: string): void;
+  close(): Promise<void>;
+}
 
 /** Where the running broker is published for the bus and the hub (it changes when the broker restarts). */
 export interface BrokerHandle {
-  current: RunningBroker | null;
+  current: HubBroker | null;
   /** The port bound on first start; restarts reuse it so devices find the broker again. */
   port: number;
   /** Publishes dropped because no broker was running. */
   dropped: number;
   /** Telemetry payloads that were not valid readings (counted, logged, acknowledged). */
   badTelemetry: number;
+  /** The external broker's URL (without credentials), when the hub uses one; set while the link is down too. */
+  externalUrl?: string;
 }
 
 /** Options the hub gives the broker service. */
@@ -34,7 +72,12 @@ export interface BrokerServiceOptions {
   anonymousRead: boolean;
   maxPacketSize: number;
   devices: () => FleetConfig["devices"];
+  /** Use this external broker instead of the embedded aedes. */
+  external?: ExternalBrokerSettings;
 }
+
+/** Restarts of a lost external link: quick at first (a broker restart), then every 10 s at most. */
+export const EXTERNAL_BROKER_BACKOFF = { minMs: 200, maxMs: 10_000, jitter: 0.2, resetAfterMs: 30_000 };
 
 /** The hub's MQTT bus over whichever broker instance is running. */
 export function busOver(handle: BrokerHandle): HubContext["bus"] {
@@ -45,18 +88,33 @@ export function busOver(handle: BrokerHandle): HubContext["bus"] {
         handle.dropped++;
         return;
       }
+      broker.publish(topic, payload, { qos: options.qos ?? 0, retain: options.retain ?? false });
+    },
+  };
+}
+
+/** The embedded broker behind the {@link HubBroker} face. */
+function embedded(broker: RunningBroker): HubBroker {
+  return {
+    url: broker.url,
+    external: false,
+    hubCredentials: broker.hubCredentials,
+    publish(topic, payload, options) {
       broker.aedes.publish(
         {
           cmd: "publish",
           topic,
           payload: Buffer.from(payload),
-          qos: options.qos ?? 0,
-          retain: options.retain ?? false,
+          qos: options.qos,
+          retain: options.retain,
           dup: false,
         },
         () => undefined,
       );
     },
+    addDevice: (device) => broker.addDevice(device),
+    removeDevice: (id) => broker.removeDevice(id),
+    close: () => broker.close(),
   };
 }
 
@@ -78,9 +136,85 @@ function parseReading(payload: Buffer): { value: ReadingValue; ts: number; seq: 
   return { value: value as ReadingValue, ts, seq: (seq as number | undefined) ?? null };
 }
 
-/** The child spec of the Broker service. */
+const HEALTHS: ReadonlySet<string> = new Set(["ok", "faulty", "restarting", "down"]);
+
+/** A republished state to mark stale if its sensor has said nothing newer by then. */
+interface StaleCheck {
+  t: "stale-check";
+  device: string;
+  sensor: string;
+  topic: string;
+  payload: Record<string, unknown>;
+}
+
+interface ServiceState {
+  broker: HubBroker;
+  timers: TimerHandle[];
+}
+
+/**
+ * Re-publishes each configured sensor's retained `state/` with the newest value the hub knows: the sensor actor's
+ * live one when the hub is running (a broker restart), else the newest reading in the history — not the last
+ * saved state payload, which is written after the reading and can lag it by a kill -9. Health is honest: a
+ * reading older than the sensor's staleness window is `faulty`; a fresh one keeps the health it was published
+ * with, and is re-published `faulty` when the window runs out with nothing newer from the sensor (its actor
+ * starts with no value, so it would never say so itself).
+ */
+function republishStates(hub: HubContext, devices: FleetConfig["devices"], self: Pid): TimerHandle[] {
+  const clock = getClock();
+  const now = clock.now();
+  const stored = new Map(hub.store.latest().map((l) => [`${l.device}\0${l.sensor}`, l]));
+  const timers: TimerHandle[] = [];
+  for (const device of devices) {
+    if (!hub.state.has(device.id)) continue;
+    const live = hub.state.view(device.id)?.sensors;
+    for (const sensor of device.sensors) {
+      const topic = `${hub.prefix}/${device.id}/state/${sensor.id}`;
+      const last = stored.get(`${device.id}\0${sensor.id}`);
+      const current = live?.find((s) => s.id === sensor.id);
+      // Stored rows are raw readings; the sensor actor publishes a button's 0/1 as a boolean.
+      const digital = sensor.kind === "button" || sensor.kind === "digital-in";
+      const value =
+        last === undefined || !digital || typeof last.value !== "number" ? last?.value : last.value === 1;
+      let payload: Record<string, unknown>;
+      if (
+        current?.ts != null &&
+        current.value !== null &&
+        (last === undefined || current.ts > last.ts || (current.ts === last.ts && current.value === value))
+      ) {
+        payload = { value: current.value, ts: current.ts, health: current.health };
+      } else if (last !== undefined) {
+        const staleMs = sensor.staleMs ?? sensor.periodMs * 3;
+        const age = now - last.ts;
+        // The saved payload is written after its reading (and several readings can share a ts): trust its
+        // health only when it is about this very reading.
+        const saved = last.state?.ts === last.ts && last.state.value === value ? last.state : undefined;
+        const savedHealth =
+          typeof saved?.health === "string" && HEALTHS.has(saved.health) ? saved.health : "ok";
+        const health: Health = age >= staleMs ? "faulty" : (savedHealth as Health);
+        payload = { value, ts: last.ts, health };
+        if (health !== "faulty") {
+          const check: StaleCheck = {
+            t: "stale-check",
+            device: device.id,
+            sensor: sensor.id,
+            topic,
+            payload,
+          };
+          timers.push(clock.setTimeout(() => self.proc?.deliver(check), Math.max(0, staleMs - age)));
+        }
+      } else continue;
+      if (sensor.unit !== undefined) payload.unit = sensor.unit;
+      hub.bus.publish(topic, JSON.stringify(payload), { retain: true, qos: 1 });
+    }
+  }
+  return timers;
+}
+
+/** The child spec of the Broker service (embedded aedes, or a client of `options.external`). */
 export function brokerChild(hub: HubContext, handle: BrokerHandle, options: BrokerServiceOptions): ChildSpec {
   const log = hub.log.child({ service: "broker" });
+  const external = options.external;
 
   const onTelemetry = async (m: TelemetryMessage) => {
     const reading = parseReading(m.payload);
@@ -105,60 +239,99 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
     hub.names.whereis(partName(m.device, m.sensor))?.proc?.deliver({ t: "reading", ...reading });
   };
 
+  /** Hands a device's status, heartbeat or reply to its link or board actor. */
+  const route = (topic: string, payload: Buffer) => {
+    if (!topic.startsWith(`${hub.prefix}/`)) return;
+    const [device, kind] = topic.slice(hub.prefix.length + 1).split("/");
+    if (device === undefined || device === "") return;
+    if (kind === "status" || kind === "heartbeat") {
+      hub.names.whereis(linkName(device))?.proc?.deliver({ t: kind, payload: payload.toString("utf8") });
+    } else if (kind === "reply") {
+      hub.names.whereis(boardName(device))?.proc?.deliver({ t: "reply", payload: payload.toString("utf8") });
+    }
+  };
+
+  const startEmbedded = async (): Promise<HubBroker> => {
+    const broker = await startBroker({
+      host: options.host,
+      port: handle.port,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      topicPrefix: hub.prefix,
+      anonymousRead: options.anonymousRead,
+      maxPacketSize: options.maxPacketSize,
+      devices: deviceCredentials({ devices: options.devices() }),
+      onTelemetry,
+      logger: hub.log,
+    });
+    handle.port = broker.port;
+    broker.on("publish", (p) => {
+      // Devices' messages and the broker's own (wills, the hub's publishes); not other logins'.
+      if (p.identity?.kind !== "device" && p.clientId !== null) return;
+      route(p.topic, p.payload);
+    });
+    return embedded(broker);
+  };
+
+  const startExternal = async (settings: ExternalBrokerSettings, self: Process): Promise<HubBroker> => {
+    const link = await connectExternalBroker({
+      ...settings,
+      topicPrefix: hub.prefix,
+      onTelemetry,
+      logger: hub.log,
+    });
+    handle.externalUrl = link.url;
+    link.on("publish", (p) => route(p.topic, p.payload));
+    link.on("close", (err) => self.deliver({ t: "link-closed", err }));
+    return {
+      url: link.url,
+      external: true,
+      hubCredentials: link.hubCredentials,
+      publish: (topic, payload, o) => link.publish(topic, payload, o),
+      addDevice: () => undefined,
+      removeDevice: () => undefined,
+      close: () => link.close(),
+    };
+  };
+
   return {
     id: "broker",
+    ...(external === undefined ? {} : { backoff: EXTERNAL_BROKER_BACKOFF }),
     start: (ctx) =>
       startServer(
         {
-          init: async (): Promise<RunningBroker> => {
-            const broker = await startBroker({
-              host: options.host,
-              port: handle.port,
-              ...(options.tls === undefined ? {} : { tls: options.tls }),
-              topicPrefix: hub.prefix,
-              anonymousRead: options.anonymousRead,
-              maxPacketSize: options.maxPacketSize,
-              devices: deviceCredentials({ devices: options.devices() }),
-              onTelemetry,
-              logger: hub.log,
-            });
-            handle.port = broker.port;
-            broker.on("publish", (p) => {
-              if (p.identity?.kind !== "device" && p.clientId !== null) return;
-              const levels = p.topic.split("/");
-              if (levels[0] !== hub.prefix || levels.length < 3) return;
-              const device = levels[1] as string;
-              const kind = levels[2];
-              const payload = p.payload.toString("utf8");
-              if (kind === "status" || kind === "heartbeat") {
-                hub.names.whereis(linkName(device))?.proc?.deliver({ t: kind, payload });
-              } else if (kind === "reply") {
-                hub.names.whereis(boardName(device))?.proc?.deliver({ t: "reply", payload });
-              }
-            });
+          init: async (_: undefined, self: Process): Promise<ServiceState> => {
+            const broker =
+              external === undefined ? await startEmbedded() : await startExternal(external, self);
             handle.current = broker;
-            for (const latest of hub.store.latest()) {
-              if (latest.state === undefined || !hub.state.has(latest.device)) continue;
-              hub.bus.publish(
-                `${hub.prefix}/${latest.device}/state/${latest.sensor}`,
-                JSON.stringify(latest.state),
-                {
-                  retain: true,
-                  qos: 1,
-                },
-              );
-            }
-            return broker;
+            return { broker, timers: republishStates(hub, options.devices(), self.pid) };
           },
-          terminate: async (_reason: unknown, broker: RunningBroker) => {
-            if (handle.current === broker) handle.current = null;
-            await broker.close();
+          handleInfo: (msg: unknown, state: ServiceState) => {
+            const m = msg as StaleCheck | { t: "link-closed"; err: Error };
+            if (m.t === "link-closed") {
+              log.warn({ broker: state.broker.url, err: m.err.message }, `${m.err.message}; reconnecting`);
+              return stop(m.err, state);
+            }
+            if (m.t === "stale-check") {
+              const now = hub.state.view(m.device)?.sensors.find((s) => s.id === m.sensor);
+              // The sensor has published something newer itself.
+              if (now?.ts != null && now.ts > (m.payload.ts as number)) return state;
+              hub.bus.publish(m.topic, JSON.stringify({ ...m.payload, health: "faulty" }), {
+                retain: true,
+                qos: 1,
+              });
+            }
+            return state;
+          },
+          terminate: async (_reason: unknown, state: ServiceState) => {
+            for (const t of state.timers) getClock().clearTimeout(t);
+            if (handle.current === state.broker) handle.current = null;
+            await state.broker.close();
           },
         },
         undefined,
         { link: ctx.parent, label: ctx.path },
       ).then((pid) => {
-        // A killed broker process runs no terminate: close the server it owned all the same.
+        // A killed broker process runs no terminate: close what it owned all the same.
         const broker = handle.current;
         pid.proc?.onExit(() => {
           if (broker !== null && handle.current === broker) {
