@@ -23,7 +23,7 @@ import type { PhysicalFaults } from "../hub/faults/contract.ts";
 import { demoFaults } from "./faults.ts";
 import { daylight, knob, ldrVolts, lm35Volts, randomPresses, roomTemperature } from "./models.ts";
 import { startVirtualPi, type VirtualPi } from "./pi/virtual-pi.ts";
-import { deriveSeed, seededRandom } from "./random.ts";
+import { deriveSeed, gaussian, seededRandom } from "./random.ts";
 import { startVirtualUno, type UnoInput, type VirtualUno } from "./uno/virtual-uno.ts";
 
 export { seededRandom } from "./random.ts";
@@ -38,8 +38,10 @@ export const DEMO_UNOS = ["uno-1", "uno-2"] as const;
 
 /** One compressed day of the demo's models: 10 minutes. */
 export const DEMO_DAY_MS = 10 * 60 * 1000;
-/** Wall time per model step. */
+/** Wall time per model step of a Uno's sensors. */
 const TICK_MS = 250;
+/** Wall time per model step of a Pi's sensors (they read every 2 s or slower). */
+const PI_TICK_MS = 1000;
 
 function piDevice(id: string, tokenHash: string): DeviceConfig {
   return DeviceSchema.parse({
@@ -175,6 +177,38 @@ export function demoUnoInputs(id: (typeof DEMO_UNOS)[number], seed: number): Uno
   return inputs;
 }
 
+/** What a demo Pi's sensors measure, one model per value, each on its own seeded stream (fresh ones each call). */
+export function demoPiModels(id: (typeof DEMO_PIS)[number], seed: number) {
+  const s = (part: string) => deriveSeed(seed, `${id}/${part}`);
+  const greenhouse = id === "greenhouse-pi";
+  const tick = { tickMs: PI_TICK_MS, dayMs: DEMO_DAY_MS };
+  const air = roomTemperature({
+    seed: s("air-temp"),
+    ...tick,
+    meanC: greenhouse ? 23 : 16,
+    swingC: greenhouse ? 6 : 3,
+    noiseC: 0.3,
+  });
+  // Water has a large heat capacity: it follows the air slowly (a first-order lag).
+  let water = air.value - 2;
+  const probe = seededRandom(s("water-temp"));
+  const pressure = seededRandom(s("air-pressure"));
+  let hPa = 1013;
+  return {
+    air,
+    /** Advances every model one tick; returns the sensors' values (°C, %RH, hPa). */
+    step() {
+      const airC = air.step();
+      water += (airC - 2 - water) * 0.02;
+      hPa = Math.min(1040, Math.max(985, hPa + (pressure() - 0.5) * 0.2));
+      // Relative humidity falls as the air warms (same moisture, more capacity): about 3 %RH per °C.
+      const rh = Math.min(98, Math.max(15, (greenhouse ? 70 : 50) - 3 * (airC - (greenhouse ? 23 : 16))));
+      // The DS18B20 itself jitters by about one step (1/16 °C).
+      return { water: water + gaussian(probe) * 0.05, air: airC, humidity: rh, pressure: hPa };
+    },
+  };
+}
+
 /** A demo fleet: its device configs for the hub, its boards, and what the hub needs to reach them. */
 export interface DemoFleet {
   devices: DeviceConfig[];
@@ -279,7 +313,23 @@ export async function demoFleet(options: DemoOptions): Promise<DemoFleet> {
           ...(log === undefined ? {} : { logger: log }),
         });
         pis.set(id, pi);
-        pi.sys.startDrift(1000, seededRandom(deriveSeed(seed, `${id}/drift`)));
+        // The models advance in ticks counted from wall time (a late timer runs the missed ones): seed → values.
+        const models = demoPiModels(id, seed);
+        const address = pi.w1Addresses[0];
+        const startedAt = Date.now();
+        let ticks = 0;
+        const weather = setInterval(() => {
+          const due = Math.floor((Date.now() - startedAt) / PI_TICK_MS);
+          let v: ReturnType<typeof models.step> | undefined;
+          for (; ticks < due; ticks++) v = models.step();
+          if (v === undefined) return;
+          if (address !== undefined) pi.sys.setTemperature(address, v.water);
+          pi.sys.setIio("bme280", "temp", v.air);
+          pi.sys.setIio("bme280", "humidityrelative", v.humidity);
+          pi.sys.setIio("bme280", "pressure", v.pressure);
+        }, PI_TICK_MS);
+        weather.unref();
+        timers.push(weather);
         // Someone opens the door now and then (active-low switch: 0 = pressed).
         const door = seededRandom(deriveSeed(seed, `${id}/door`));
         const timer = setInterval(() => {

@@ -121,6 +121,11 @@ describe("ganglion start --simulate (what npm start runs)", () => {
     try {
       const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
       await waitForLine(child, /^ganglion: mqtt listening on mqtt:\/\/127\.0\.0\.1:\d+$/m);
+      // The terminal says how to inject a fault.
+      await waitForLine(
+        child,
+        /^ganglion: inject a fault: {2}ganglion fault uno-1 throws --sensor temp --for 10s/m,
+      );
       type Device = { id: string; status: string; sensors: { id: string; value: unknown }[] };
       let devices: Device[] = [];
       const deadline = Date.now() + 25_000;
