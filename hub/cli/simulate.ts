@@ -1,0 +1,260 @@
+/**
+ * `ganglion simulate`: virtual boards without hardware. The load mode (simulator/load/) runs N lightweight boards:
+ *
+ *   ganglion simulate --devices 10000 --rate 0.1 --write-fleet fleet.yaml --tokens tokens.txt   # 1. generate
+ *   ganglion start --config fleet.yaml                                                           # 2. the hub
+ *   ganglion simulate --tokens tokens.txt --broker mqtt://127.0.0.1:1883 --rate 0.1             # 3. the boards
+ *
+ *   ganglion simulate --devices 1000 --rate 1 --in-process      # hub + Firmata boards in one process, no sockets
+ *
+ * While it runs it shows connection progress, then a live summary (connected, msgs/s, faults); Ctrl-C stops the
+ * boards cleanly (each says offline and disconnects).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { type Command, InvalidArgumentError } from "commander";
+import type { Logger } from "pino";
+import { action, CliError } from "./common.ts";
+
+/** Options of `ganglion simulate` (load mode). */
+export interface SimulateOptions {
+  devices?: number;
+  rate: number;
+  writeFleet?: string;
+  tokens?: string;
+  broker?: string;
+  inProcess?: boolean;
+  duration?: number;
+  dataDir?: string;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 1_000_000)
+    throw new InvalidArgumentError(`"${value}" is not a device count (1-1000000)`);
+  return n;
+}
+
+function parseRate(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 1000)
+    throw new InvalidArgumentError(
+      `"${value}" is not a rate in readings per second per device (e.g. 1 or 0.1)`,
+    );
+  return n;
+}
+
+/** `30`, `30s`, `2m`, `500ms` → milliseconds. */
+function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  if (!m) throw new InvalidArgumentError(`"${value}" is not a duration (e.g. 30s, 5m)`);
+  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Number(m[1]) * scale;
+}
+
+function parseBroker(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`"${value}" is not a broker URL (expected mqtt://HOST:PORT)`);
+  }
+  if (url.protocol !== "mqtt:" || !url.port)
+    throw new InvalidArgumentError(`"${value}" is not a broker URL (expected mqtt://HOST:PORT)`);
+  return value;
+}
+
+async function logger(defaultLevel: string): Promise<Logger> {
+  if (process.env.GANGLION_LOG_LEVEL === undefined) process.env.GANGLION_LOG_LEVEL = defaultLevel;
+  const { terminalLogger } = await import("../run-hub.ts");
+  return terminalLogger();
+}
+
+/** Resolves on Ctrl-C / SIGTERM, or after `ms` when given. */
+function untilStopped(ms: number | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (why: string) => {
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      if (timer) clearTimeout(timer);
+      resolve(why);
+    };
+    const onInt = () => done("interrupted");
+    const onTerm = () => done("terminated");
+    process.once("SIGINT", onInt);
+    process.once("SIGTERM", onTerm);
+    const timer = ms === undefined ? undefined : setTimeout(() => done(`ran for ${ms / 1000} s`), ms);
+  });
+}
+
+async function writeFleet(opts: SimulateOptions & { writeFleet: string }): Promise<void> {
+  if (opts.devices === undefined) throw new CliError("--write-fleet needs --devices N");
+  if (opts.tokens === undefined)
+    throw new CliError("--write-fleet needs --tokens FILE (where the clear tokens go)");
+  for (const path of [opts.writeFleet, opts.tokens]) {
+    if (existsSync(path)) throw new CliError(`${path} already exists; remove it or pick another path`);
+  }
+  const { generateLoadFleet, writeLoadFleet } = await import("../../simulator/load/fleet.ts");
+  const { StatusLine } = await import("../../simulator/load/display.ts");
+  const line = new StatusLine(process.stderr, 2000);
+  const fleet = await generateLoadFleet({
+    count: opts.devices,
+    rate: opts.rate,
+    onProgress: (done) => line.update(`hashing tokens ${done}/${opts.devices}`),
+  });
+  line.done();
+  await writeLoadFleet(fleet, opts.writeFleet, opts.tokens);
+  console.log(
+    `ganglion: wrote ${opts.devices} devices to ${opts.writeFleet} and their tokens to ${opts.tokens}`,
+  );
+  console.log(`  next: ganglion start --config ${opts.writeFleet}`);
+  console.log(
+    `  then: ganglion simulate --tokens ${opts.tokens} --broker mqtt://127.0.0.1:1883 --rate ${opts.rate}`,
+  );
+}
+
+async function runAgainstBroker(opts: SimulateOptions & { tokens: string; broker: string }): Promise<void> {
+  const { parseTokensFile } = await import("../config.ts");
+  let text: string;
+  try {
+    text = readFileSync(opts.tokens, "utf8");
+  } catch {
+    throw new CliError(
+      `cannot read ${opts.tokens} (write one with --write-fleet, or ganglion device add --tokens)`,
+    );
+  }
+  const all = [...parseTokensFile(text, opts.tokens)].map(([id, token]) => ({ id, token }));
+  if (all.length === 0) throw new CliError(`${opts.tokens} holds no id=token lines`);
+  if (opts.devices !== undefined && opts.devices > all.length) {
+    throw new CliError(`--devices ${opts.devices}, but ${opts.tokens} holds only ${all.length} devices`);
+  }
+  const devices = all.slice(0, opts.devices ?? all.length);
+  const log = await logger("warn");
+  const { LoadRun } = await import("../../simulator/load/run.ts");
+  const { summaryLine } = await import("../../simulator/load/stats.ts");
+  const { RateMeter, StatusLine } = await import("../../simulator/load/display.ts");
+
+  let problems = 0;
+  const run = new LoadRun({
+    broker: opts.broker,
+    devices,
+    rate: opts.rate,
+    onProblem: (device, what) => {
+      // 10k devices failing alike would bury the terminal: the first few, then the summary line counts them.
+      if (++problems <= 10) log.warn({ device }, `${device}: ${what}`);
+      else if (problems === 11) log.warn("more device problems; counted in the summary line");
+    },
+  });
+  const line = new StatusLine(process.stdout);
+  console.log(
+    `ganglion: ${devices.length} load devices → ${opts.broker}, ${opts.rate} readings/s each (${Math.round(devices.length * opts.rate)}/s in all); Ctrl-C stops`,
+  );
+  const stopped = untilStopped(opts.duration);
+  let connecting = true;
+  const started = run.start((s, answered) =>
+    line.update(
+      `connecting ${answered}/${s.devices} · up ${s.connected} · refused ${s.refused} · failed ${s.failed}`,
+    ),
+  );
+  void started.then(() => {
+    connecting = false;
+    line.update(`connected ${run.stats.connected}/${devices.length}`, true);
+  });
+  const meter = new RateMeter();
+  const ticker = setInterval(() => {
+    const rate = meter.rate(run.stats.acked);
+    if (!connecting) line.update(summaryLine(run.stats, rate));
+  }, 1000);
+  const why = await stopped;
+  clearInterval(ticker);
+  line.done();
+  console.log(`ganglion: stopping (${why}); each device says offline and disconnects`);
+  await run.stop();
+  console.log(`ganglion: stopped · ${summaryLine(run.stats, 0).replace(/ · 0 msgs\/s/, "")}`);
+}
+
+async function runInProcess(opts: SimulateOptions & { devices: number }): Promise<void> {
+  // Per-device info and warnings (port open, Firmata ready, power-on reset) would be N lines each.
+  const log = await logger("error");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { startInProcessLoad } = await import("../../simulator/load/in-process.ts");
+  const { RateMeter, StatusLine } = await import("../../simulator/load/display.ts");
+  // History on tmpfs unless told otherwise: every hub event and state save is its own fsync'd commit (~3 ms on
+  // this kind of disk), which would make starting 10k boards take minutes and measure the disk, not the actors.
+  const shm = existsSync("/dev/shm") ? "/dev/shm" : undefined;
+  const ownDir = opts.dataDir === undefined ? mkdtempSync(join(shm ?? "/tmp", "ganglion-load-")) : undefined;
+  const dataDir = opts.dataDir ?? (ownDir as string);
+  console.log(
+    `ganglion: in-process hub with ${opts.devices} Firmata boards, ${opts.rate} readings/s each; history in ${dataDir}${ownDir && shm ? " (tmpfs; --data-dir to use a disk)" : ""}; Ctrl-C stops`,
+  );
+  const line = new StatusLine(process.stdout);
+  const stopped = untilStopped(opts.duration);
+  let interrupted = false;
+  void stopped.then(() => {
+    interrupted = true;
+  });
+  try {
+    const load = await startInProcessLoad({
+      devices: opts.devices,
+      rate: opts.rate,
+      dataDir,
+      logger: log,
+      onProgress: (n) => line.update(`starting boards ${n}/${opts.devices}`),
+    });
+    const meter = new RateMeter();
+    const faults = () => load.counters.open - load.counters.configured;
+    const ticker = setInterval(() => {
+      const c = load.counters;
+      const rate = meter.rate(c.analogReports);
+      line.update(
+        `connected ${c.configured}/${opts.devices} · ${Math.round(rate)} msgs/s (analog reports) · heartbeats ${c.heartbeats} · faults ${faults()}`,
+      );
+    }, 1000);
+    if (!interrupted) await stopped;
+    clearInterval(ticker);
+    line.done();
+    const online = load.online();
+    console.log(`ganglion: stopping; ${online}/${opts.devices} devices online in the hub`);
+    await load.stop();
+    console.log("ganglion: stopped");
+  } finally {
+    if (ownDir !== undefined) rmSync(ownDir, { recursive: true, force: true });
+  }
+}
+
+/** Runs `ganglion simulate` in load mode. */
+export async function runSimulate(opts: SimulateOptions): Promise<void> {
+  if (opts.writeFleet !== undefined) return writeFleet({ ...opts, writeFleet: opts.writeFleet });
+  if (opts.inProcess) {
+    if (opts.devices === undefined) throw new CliError("--in-process needs --devices N");
+    if (opts.broker !== undefined) throw new CliError("--in-process runs its own hub; drop --broker");
+    return runInProcess({ ...opts, devices: opts.devices });
+  }
+  if (opts.broker !== undefined) {
+    if (opts.tokens === undefined)
+      throw new CliError("--broker needs --tokens FILE (id=token lines; --write-fleet makes one)");
+    return runAgainstBroker({ ...opts, tokens: opts.tokens, broker: opts.broker });
+  }
+  throw new CliError(
+    "say what to simulate: --devices N --write-fleet FILE --tokens FILE, then --tokens FILE --broker mqtt://HOST:PORT; or --devices N --in-process",
+  );
+}
+
+/** Registers `simulate`. */
+export function registerSimulate(program: Command): void {
+  program
+    .command("simulate")
+    .description("run virtual boards: N lightweight load devices against a broker, or in-process with a hub")
+    .option("--devices <n>", "how many load devices", parseCount)
+    .option("--rate <hz>", "readings per second per device (0.1 = every 10 s)", parseRate, 1)
+    .option(
+      "--write-fleet <file>",
+      "write a fleet file with N generated MQTT devices (needs --tokens) and exit",
+    )
+    .option("--tokens <file>", "id=token lines: written by --write-fleet, read when running against --broker")
+    .option("--broker <url>", "the hub's MQTT broker, mqtt://HOST:PORT", parseBroker)
+    .option("--in-process", "start a hub here with N generated Firmata boards (no sockets)")
+    .option("--duration <time>", "stop after this long (e.g. 30s, 5m); default: until Ctrl-C", parseDuration)
+    .option("--data-dir <dir>", "history directory for --in-process (default: a temporary one on tmpfs)")
+    .action(action((opts: SimulateOptions) => runSimulate(opts)));
+}

@@ -1,0 +1,292 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import mqtt from "mqtt";
+import pino from "pino";
+import { afterAll, describe, expect, it } from "vitest";
+import { FleetConfigSchema, loadFleetConfig, parseTokensFile, verifyToken } from "../../hub/config.ts";
+import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { generateLoadFleet, LOAD_SENSOR } from "../../simulator/load/fleet.ts";
+import { startInProcessLoad } from "../../simulator/load/in-process.ts";
+import { LoadRun } from "../../simulator/load/run.ts";
+import { faultCount, summaryLine } from "../../simulator/load/stats.ts";
+
+const root = join(import.meta.dirname, "..", "..");
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const silent = pino({ level: "silent" });
+const shm = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+const dirs: string[] = [];
+const tempDir = (name: string, base = tmpdir()) => {
+  const dir = mkdtempSync(join(base, `ganglion-load-${name}-`));
+  dirs.push(dir);
+  return dir;
+};
+
+async function until<T>(
+  check: () => T | undefined | null | false,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** TCP sockets this process holds (the hub's listening server is a TCPServerWrap, not counted). */
+const openSockets = () => process.getActiveResourcesInfo().filter((r) => r === "TCPSocketWrap").length;
+
+/** The seqs stored for a device's load sensor, in order. */
+function storedSeqs(hub: RunningHub, device: string): number[] {
+  return hub
+    .telemetry({ device, sensor: LOAD_SENSOR, limit: 10_000 })
+    .map((r) => r.seq as number)
+    .sort((a, b) => a - b);
+}
+
+function cli(
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(root, "hub", "cli.ts"), ...args], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new Error(`ganglion ${args.join(" ")} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`),
+      );
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("load mode over MQTT against a real hub", () => {
+  it("50 devices at 10 Hz: every reading reaches history and state/ with no gap in seq, across a partition", async () => {
+    const sockets = openSockets();
+    const fleet = await generateLoadFleet({ count: 50, rate: 10 });
+    const config = FleetConfigSchema.parse({ devices: fleet.devices });
+    const hub = await startHub({
+      config,
+      mqttPort: 0,
+      mqttHost: "127.0.0.1",
+      api: false,
+      // tmpfs: the hub commits each state save with its own fsync, and this test is about what arrives, not disks.
+      dataDir: tempDir("mqtt", shm),
+      logger: silent,
+    });
+    const states = new Map<string, number>();
+    const viewer = mqtt.connect(hub.mqttUrl, { reconnectPeriod: 0, ...hub.hubLogin() });
+    await new Promise((r) => viewer.once("connect", r));
+    viewer.on("message", (topic, _payload, packet) => {
+      if (!packet.retain)
+        states.set(topic.split("/")[1] as string, (states.get(topic.split("/")[1] as string) ?? 0) + 1);
+    });
+    await viewer.subscribeAsync("ganglion/+/state/#", { qos: 1 });
+
+    const problems: string[] = [];
+    const run = new LoadRun({
+      broker: hub.mqttUrl,
+      devices: fleet.credentials,
+      rate: 10,
+      onProblem: (id, what) => problems.push(`${id}: ${what}`),
+    });
+    try {
+      await run.start();
+      await run.waitConnected(50, 20_000);
+      expect(run.stats.connected).toBe(50);
+      await until(() => hub.devices().every((d) => d.status === "online"), 10_000, "all online");
+      await sleep(700);
+      // Five devices lose the broker: the will marks them offline, they buffer, come back and replay.
+      const cut = run.partition(0.1, 800);
+      expect(cut).toBe(5);
+      expect(run.stats.faulted).toBe(5);
+      await until(() => hub.devices().filter((d) => d.status === "offline").length >= 5, 5000, "wills fired");
+      await until(() => run.stats.faulted === 0 && run.stats.connected === 50, 10_000, "partition healed");
+      await sleep(500);
+      await run.drain(60_000);
+
+      let total = 0;
+      for (const device of run.devices) {
+        const n = device.nextSeq;
+        expect(n).toBeGreaterThan(5);
+        // Resent readings (same seq) were dropped as duplicates: exactly 0..n-1, once each.
+        expect(storedSeqs(hub, device.id)).toEqual(Array.from({ length: n }, (_, i) => i));
+        total += n;
+      }
+      expect(run.stats.readings).toBe(total);
+      expect(run.stats.acked).toBe(total);
+      expect(run.stats.dropped).toBe(0);
+      expect(run.stats.lost).toBe(0); // a partition is counted as injected, not as a lost session
+      expect(faultCount(run.stats)).toBe(0);
+      expect(problems).toEqual([]);
+      expect(summaryLine(run.stats, 1000)).toMatch(
+        new RegExp(`^connected 50/50 · 1000 msgs/s · acked ${total} · backlog 0 · faults 0$`),
+      );
+      // Every stored reading was published to state/ once (the hub's QoS 1 to the viewer).
+      await until(
+        () => [...states.values()].reduce((a, b) => a + b, 0) >= total,
+        10_000,
+        "state messages for every reading",
+      );
+      expect([...states.values()].reduce((a, b) => a + b, 0)).toBe(total);
+      const first = run.devices[0]?.id as string;
+      expect(hub.device(first)?.sensors[0]).toMatchObject({ id: LOAD_SENSOR, health: "ok" });
+    } finally {
+      await run.stop();
+      viewer.end(true);
+    }
+    expect(run.stats.connected).toBe(0);
+    expect(run.devices.every((d) => !d.hasSocket)).toBe(true);
+    // Each device said offline before disconnecting.
+    await until(() => hub.devices().every((d) => d.status === "offline"), 5000, "all offline");
+    await hub.stop();
+    await until(() => openSockets() <= sockets, 5000, "sockets closed");
+  }, 90_000);
+});
+
+describe("in-process load mode", () => {
+  it("1,000 Firmata boards behind one hub: all online, readings in history with no gap, a clean stop", async () => {
+    const timers = process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const load = await startInProcessLoad({
+      devices: 1000,
+      rate: 5,
+      // tmpfs: each hub event is an fsync'd commit, and 1,000 boards starting make ~5,000 of them.
+      dataDir: tempDir("inproc", shm),
+      logger: silent,
+    });
+    try {
+      expect(load.boards).toHaveLength(1000);
+      await until(() => load.counters.configured === 1000, 30_000, "every board configured by the hub");
+      await until(() => load.online() === 1000, 30_000, "every device online");
+      await sleep(1500);
+      for (const board of [load.boards[0], load.boards[499], load.boards[999]]) {
+        const id = board?.id as string;
+        const seqs = storedSeqs(load.hub, id);
+        expect(seqs.length).toBeGreaterThan(2);
+        // The hub numbers a serial board's readings itself, from 1.
+        expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+        const values = load.hub.telemetry({ device: id, sensor: LOAD_SENSOR }).map((r) => r.value as number);
+        for (const v of values) expect(v).toBeGreaterThan(10);
+      }
+      expect(load.counters.heartbeats).toBeGreaterThanOrEqual(1000);
+      expect(load.counters.open).toBe(1000);
+    } finally {
+      await load.stop();
+    }
+    expect(load.counters.open).toBe(0);
+    expect(load.counters.configured).toBe(0);
+    await until(
+      () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length <= timers + 5,
+      5000,
+      "timers cleared",
+    );
+  }, 120_000);
+});
+
+describe("ganglion simulate (CLI)", () => {
+  it("--write-fleet writes a fleet file the hub loads and the tokens that log in; the boards then run against it", async () => {
+    const dir = tempDir("cli");
+    const fleetPath = join(dir, "fleet.yaml");
+    const tokensPath = join(dir, "tokens.txt");
+    const written = await cli([
+      "simulate",
+      "--devices",
+      "3",
+      "--rate",
+      "5",
+      "--write-fleet",
+      fleetPath,
+      "--tokens",
+      tokensPath,
+    ]);
+    expect(written.code).toBe(0);
+    expect(written.stdout).toContain(`wrote 3 devices to ${fleetPath}`);
+    const config = await loadFleetConfig(fleetPath);
+    expect(config.devices.map((d) => d.id)).toEqual(["load-00001", "load-00002", "load-00003"]);
+    expect(config.devices[0]?.sensors[0]).toMatchObject({ id: LOAD_SENSOR, periodMs: 200 });
+    const tokens = parseTokensFile(readFileSync(tokensPath, "utf8"));
+    expect([...tokens.keys()]).toEqual(["load-00001", "load-00002", "load-00003"]);
+    for (const d of config.devices) {
+      if (d.link.type !== "mqtt") throw new Error("expected an MQTT link");
+      expect(d.link.tokenHash).toMatch(/^scrypt\$1024\$/);
+      expect(await verifyToken(tokens.get(d.id) as string, d.link.tokenHash)).toBe(true);
+    }
+    // Refuses to overwrite.
+    const again = await cli([
+      "simulate",
+      "--devices",
+      "3",
+      "--write-fleet",
+      fleetPath,
+      "--tokens",
+      tokensPath,
+    ]);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr.trim().split("\n")).toEqual([
+      `ganglion: ${fleetPath} already exists; remove it or pick another path`,
+    ]);
+
+    const hub = await startHub({
+      config,
+      mqttPort: 0,
+      api: false,
+      dataDir: tempDir("cli-hub"),
+      logger: silent,
+    });
+    try {
+      const ran = await cli([
+        "simulate",
+        "--tokens",
+        tokensPath,
+        "--broker",
+        hub.mqttUrl,
+        "--rate",
+        "5",
+        "--duration",
+        "2s",
+      ]);
+      expect(ran.code).toBe(0);
+      expect(ran.stdout).toContain("3 load devices");
+      expect(ran.stdout).toMatch(/connected 3\/3/);
+      expect(ran.stdout).toMatch(/ganglion: stopped · connected 0\/3 · acked \d+/);
+      for (const id of tokens.keys()) expect(storedSeqs(hub, id).length).toBeGreaterThan(2);
+      await until(() => hub.devices().every((d) => d.status === "offline"), 5000, "devices said offline");
+    } finally {
+      await hub.stop();
+    }
+  }, 120_000);
+
+  it("a bad flag is one line on stderr and a non-zero exit", async () => {
+    const bad = await cli(["simulate", "--devices", "3", "--rate", "fast", "--in-process"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^ganglion: .*"fast" is not a rate/);
+    const missing = await cli(["simulate", "--broker", "mqtt://127.0.0.1:1"]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim()).toBe(
+      "ganglion: --broker needs --tokens FILE (id=token lines; --write-fleet makes one)",
+    );
+  }, 60_000);
+});
