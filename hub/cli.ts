@@ -8,6 +8,7 @@ import { registerDevice } from "./cli/device.ts";
 import { registerDevices } from "./cli/devices.ts";
 import { registerFlash } from "./cli/flash.ts";
 import { registerInit } from "./cli/init.ts";
+import { registerSimulate } from "./cli/simulate.ts";
 import { registerStart } from "./cli/start.ts";
 import { registerWatch } from "./cli/watch.ts";
 
@@ -27,5 +28,6 @@ registerDevice(program);
 registerBoards(program);
 registerFlash(program);
 registerWatch(program);
+registerSimulate(program);
 
 await program.parseAsync(process.argv);
