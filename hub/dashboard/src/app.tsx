@@ -82,6 +82,7 @@ export function App({ store }: { store: DashboardStore }) {
           <FaultsPanel
             faults={state.faults}
             devices={state.devices}
+            deviceIds={state.deviceIds}
             scenarioEvents={state.scenarioEvents}
             epoch={state.epoch}
             now={now}
@@ -89,7 +90,7 @@ export function App({ store }: { store: DashboardStore }) {
         </section>
         <section class="panel events-panel" aria-labelledby="events-h">
           <h2 id="events-h">Events</h2>
-          <Timeline events={state.events} deviceIds={state.devices.map((d) => d.id)} />
+          <Timeline events={state.events} deviceIds={state.deviceIds} />
         </section>
       </main>
     </>

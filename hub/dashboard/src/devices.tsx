@@ -2,12 +2,14 @@
  * One card per device: board, link, status with the reason, every sensor's value, unit, health and sparkline, and
  * controls for actuators (LED on/off, relay close/open) that post a command and show the hub's answer.
  */
-import { useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, sendCommand } from "./api.ts";
 import { ago, reading } from "./format.ts";
+import { memo } from "./memo.ts";
 import { Sparkline } from "./sparkline.tsx";
 import { type DashboardStore, type Series, seriesKey } from "./state.ts";
 import { ACTUATOR_OPS, type DeviceView, type SensorView } from "./types.ts";
+import { Windowed } from "./windowed.tsx";
 
 interface Props {
   devices: DeviceView[];
@@ -17,18 +19,87 @@ interface Props {
   now: number;
 }
 
+/** Past this many devices only the cards in view are rendered. */
+export const CARDS_WINDOW_FROM = 24;
+const CARD_MIN_PX = 360;
+const GAP_PX = 10;
+
+/** A card's height before it was measured: header, meta, table head, a row per sensor and per actuator. */
+function estimateCard(d: DeviceView): number {
+  const actuators = d.sensors.filter((p) => ACTUATOR_OPS[p.kind] !== undefined).length;
+  return 100 + (d.sensors.length - actuators) * 40 + actuators * 30 + GAP_PX;
+}
+
+/** The width of an element, kept current. */
+function useWidth(ref: { current: HTMLElement | null }): number {
+  const [width, setWidth] = useState(0);
+  useEffect(() => {
+    const el = ref.current;
+    if (el === null) return;
+    const ro = new ResizeObserver(() => setWidth(el.clientWidth));
+    ro.observe(el);
+    setWidth(el.clientWidth);
+    return () => ro.disconnect();
+  }, []);
+  return width;
+}
+
 export function DeviceCards({ devices, series, epoch, store, now }: Props) {
+  const box = useRef<HTMLDivElement>(null);
+  const width = useWidth(box);
+  const windowed = devices.length > CARDS_WINDOW_FROM;
+  // Windowed, the cards are laid out in rows of as many columns as fit, and a row is the unit of the window.
+  const cols = Math.max(1, Math.floor((width + GAP_PX) / (CARD_MIN_PX + GAP_PX)));
+  const rows = useMemo(() => {
+    if (!windowed) return [];
+    const out: DeviceView[][] = [];
+    for (let i = 0; i < devices.length; i += cols) out.push(devices.slice(i, i + cols));
+    return out;
+  }, [devices, cols, windowed]);
+
   if (devices.length === 0) return <p class="muted">No devices in the fleet.</p>;
+  const card = (d: DeviceView) => (
+    <DeviceCard key={d.id} device={d} series={series} epoch={epoch} store={store} now={now} />
+  );
+  if (!windowed) {
+    return (
+      <div class="cards" ref={box}>
+        {devices.map(card)}
+      </div>
+    );
+  }
   return (
-    <div class="cards">
-      {devices.map((d) => (
-        <DeviceCard key={d.id} device={d} series={series} epoch={epoch} store={store} now={now} />
-      ))}
+    <div ref={box}>
+      <Windowed
+        items={rows}
+        windowed
+        keyOf={(row) => `${cols}:${row[0]!.id}`}
+        estimate={(row) => Math.max(...row.map(estimateCard))}
+        container={{ class: "cards-window", "aria-label": `${devices.length} devices` }}
+        renderRow={(row) => (
+          <div class="cards cards-row" style={{ gridTemplateColumns: `repeat(${cols}, minmax(0, 1fr))` }}>
+            {row.map(card)}
+          </div>
+        )}
+      />
     </div>
   );
 }
 
-function DeviceCard({ device, series, epoch, store, now }: { device: DeviceView } & Omit<Props, "devices">) {
+type CardProps = { device: DeviceView } & Omit<Props, "devices">;
+
+/** A card renders again when its device, one of its own sensors' series, the epoch or the clock moved. */
+function sameCard(a: CardProps, b: CardProps): boolean {
+  if (a.device !== b.device || a.epoch !== b.epoch || a.now !== b.now || a.store !== b.store) return false;
+  if (a.series === b.series) return true;
+  for (const p of b.device.sensors) {
+    const key = seriesKey(b.device.id, p.id);
+    if (a.series[key] !== b.series[key]) return false;
+  }
+  return true;
+}
+
+const DeviceCard = memo(function DeviceCard({ device, series, epoch, store, now }: CardProps) {
   const sensors = device.sensors.filter((p) => ACTUATOR_OPS[p.kind] === undefined);
   const actuators = device.sensors.filter((p) => ACTUATOR_OPS[p.kind] !== undefined);
   return (
@@ -90,7 +161,7 @@ function DeviceCard({ device, series, epoch, store, now }: { device: DeviceView 
       )}
     </article>
   );
-}
+}, sameCard);
 
 function Actuator({ device, part }: { device: DeviceView; part: SensorView }) {
   const ops = ACTUATOR_OPS[part.kind]!;

@@ -8,6 +8,7 @@
 import { useState } from "preact/hooks";
 import { ApiError, clearFault, injectFault } from "./api.ts";
 import { ago, duration } from "./format.ts";
+import { memo } from "./memo.ts";
 import { Scenarios } from "./scenarios.tsx";
 import {
   ACTUATOR_OPS,
@@ -55,23 +56,38 @@ const message = (err: unknown) => (err instanceof ApiError ? err.message : Strin
 interface Props {
   faults: FaultView[];
   devices: DeviceView[];
+  /** The same devices' ids: a new array only when one joins or leaves, so the options are not rebuilt per frame. */
+  deviceIds: string[];
   scenarioEvents: HubEvent[];
   /** Counts snapshots: the scenario list is read again after a reconnect. */
   epoch: number;
   now: number;
 }
 
-export function FaultsPanel({ faults, devices, scenarioEvents, epoch, now }: Props) {
+export function FaultsPanel({ faults, devices, deviceIds, scenarioEvents, epoch, now }: Props) {
   return (
     <div class="faults" data-role="faults">
-      <InjectForm devices={devices} />
+      <InjectForm devices={devices} deviceIds={deviceIds} />
       <ActiveFaults faults={faults} now={now} />
       <Scenarios events={scenarioEvents} epoch={epoch} />
     </div>
   );
 }
 
-function InjectForm({ devices }: { devices: DeviceView[] }) {
+/** One option per device; renders again only when the fleet's membership changes (1,000 options are not free). */
+const DeviceOptions = memo(function DeviceOptions({ ids }: { ids: string[] }) {
+  return (
+    <>
+      {ids.map((id) => (
+        <option key={id} value={id}>
+          {id}
+        </option>
+      ))}
+    </>
+  );
+});
+
+function InjectForm({ devices, deviceIds }: { devices: DeviceView[]; deviceIds: string[] }) {
   const [device, setDevice] = useState<string>(HUB);
   const [sensor, setSensor] = useState<string>(WHOLE_DEVICE);
   const [kind, setKind] = useState<FaultKind | "">("");
@@ -126,11 +142,7 @@ function InjectForm({ devices }: { devices: DeviceView[] }) {
           }}
         >
           <option value={HUB}>the hub (broker)</option>
-          {devices.map((d) => (
-            <option key={d.id} value={d.id}>
-              {d.id} ({d.status})
-            </option>
-          ))}
+          <DeviceOptions ids={deviceIds} />
         </select>
       </div>
       <div class="field">
@@ -197,7 +209,7 @@ function InjectForm({ devices }: { devices: DeviceView[] }) {
   );
 }
 
-function ActiveFaults({ faults, now }: { faults: FaultView[]; now: number }) {
+const ActiveFaults = memo(function ActiveFaults({ faults, now }: { faults: FaultView[]; now: number }) {
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [pending, setPending] = useState<ReadonlySet<string>>(new Set());
   const [allError, setAllError] = useState<string | null>(null);
@@ -282,4 +294,4 @@ function ActiveFaults({ faults, now }: { faults: FaultView[]; now: number }) {
       )}
     </div>
   );
-}
+});

@@ -6,6 +6,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { ApiError, fetchScenarios, runScenario } from "./api.ts";
 import { clock, duration } from "./format.ts";
+import { memo } from "./memo.ts";
 import type { HubEvent, ScenarioSummary } from "./types.ts";
 
 type Listing =
@@ -13,27 +14,32 @@ type Listing =
   | { state: "ok"; scenarios: ScenarioSummary[] }
   | { state: "unavailable"; message: string };
 
-/** One progress line of a `scenario` event, whatever fields the hub names it by. */
+/** One progress line of a run: a `scenario` hub event (`path` `hub/scenarios/<name>`, the line's text as `reason`). */
 export interface ScenarioLine {
   name: string | undefined;
   text: string;
-  kind: string | undefined;
+  /** `fault`, `event`, `pass`, `fail` or `info`. */
+  kind: string;
+  /** Time since the scenario's 0, when the event carries it. */
+  atMs: number | undefined;
   ts: number;
 }
 
-const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
+const PREFIX = "hub/scenarios/";
 
 export function scenarioLine(e: HubEvent): ScenarioLine {
-  const line = (typeof e.line === "object" && e.line !== null ? e.line : {}) as Record<string, unknown>;
-  const name = str(e.scenario) ?? str(e.name) ?? str(line.scenario);
-  const text =
-    str(e.text) ?? str(line.text) ?? str(e.message) ?? str(e.reason) ?? str(e.status) ?? JSON.stringify(e);
-  return { name, text, kind: str(e.kind) ?? str(line.kind) ?? str(e.status), ts: e.ts };
+  return {
+    name: e.path.startsWith(PREFIX) ? e.path.slice(PREFIX.length) : undefined,
+    text: e.reason ?? "",
+    kind: typeof e.line === "string" ? e.line : "info",
+    atMs: typeof e.atMs === "number" ? e.atMs : undefined,
+    ts: e.ts,
+  };
 }
 
 const MARK: Record<string, string> = { pass: "✓", fail: "✕", fault: "⚡", event: "·", info: "›" };
 
-export function Scenarios({ events, epoch }: { events: HubEvent[]; epoch: number }) {
+export const Scenarios = memo(function Scenarios({ events, epoch }: { events: HubEvent[]; epoch: number }) {
   const [listing, setListing] = useState<Listing>({ state: "loading" });
   const [running, setRunning] = useState<ReadonlySet<string>>(new Set());
   const [errors, setErrors] = useState<Record<string, string>>({});
@@ -53,7 +59,8 @@ export function Scenarios({ events, epoch }: { events: HubEvent[]; epoch: number
     return () => {
       live = false;
     };
-  }, [epoch]);
+    // Read again after a reconnect, and as a run reports (its `running` and last outcome change).
+  }, [epoch, events.length]);
 
   const run = async (name: string) => {
     setRunning((r) => new Set([...r, name]));
@@ -89,16 +96,30 @@ export function Scenarios({ events, epoch }: { events: HubEvent[]; epoch: number
       {listing.state === "ok" && listing.scenarios.length > 0 && (
         <ul class="scenario-list">
           {listing.scenarios.map((s) => {
-            const mine = lines.filter((l) => l.name === s.name).slice(-12);
+            const mine = lines.filter((l) => l.name === s.name).slice(-20);
             return (
               <li key={s.name} data-scenario={s.name}>
                 <div class="scenario-head">
                   <span class="scenario-name">{s.name}</span>
                   <span class="muted">{duration(s.durationMs)}</span>
+                  {s.running && (
+                    <span class="badge running" data-role="scenario-state">
+                      running
+                    </span>
+                  )}
+                  {!s.running && s.last && (
+                    <span
+                      class={`badge ${s.last.ok ? "health-ok" : "down"}`}
+                      data-role="scenario-state"
+                      title={s.last.broken.join("; ")}
+                    >
+                      {s.last.ok ? "✓ passed" : `✕ failed (${s.last.broken.length})`}
+                    </span>
+                  )}
                   <button
                     type="button"
-                    disabled={running.has(s.name)}
-                    aria-busy={running.has(s.name)}
+                    disabled={running.has(s.name) || s.running}
+                    aria-busy={running.has(s.name) || s.running}
                     aria-label={`Run ${s.name}`}
                     onClick={() => void run(s.name)}
                   >
@@ -114,8 +135,10 @@ export function Scenarios({ events, epoch }: { events: HubEvent[]; epoch: number
                 {mine.length > 0 && (
                   <ol class="scenario-lines" aria-label={`${s.name} progress`} aria-live="polite">
                     {mine.map((l, i) => (
-                      <li key={`${l.ts}-${i}`} class={`sl-${l.kind ?? "info"}`}>
-                        <time>{clock(l.ts)}</time> {MARK[l.kind ?? "info"] ?? "›"} {l.text}
+                      <li key={`${l.ts}-${i}`} class={`sl-${l.kind}`}>
+                        <time>{l.atMs === undefined ? clock(l.ts) : `${(l.atMs / 1000).toFixed(2)} s`}</time>{" "}
+                        {l.text.startsWith("✓") || l.text.startsWith("✗") ? "" : `${MARK[l.kind] ?? "›"} `}
+                        {l.text}
                       </li>
                     ))}
                   </ol>
@@ -127,4 +150,4 @@ export function Scenarios({ events, epoch }: { events: HubEvent[]; epoch: number
       )}
     </div>
   );
-}
+});

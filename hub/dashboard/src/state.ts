@@ -35,6 +35,8 @@ export interface DashboardState {
   connection: ConnectionState;
   tree: TreeNode | null;
   devices: DeviceView[];
+  /** The devices' ids, in order: a new array only when a device joins or leaves (not on every reading). */
+  deviceIds: string[];
   /** Oldest first, at most {@link MAX_EVENTS}. */
   events: HubEvent[];
   /** Active faults: the snapshot's, kept current from `fault_injected` / `fault_cleared` events. */
@@ -122,12 +124,22 @@ class Batch {
   /** A snapshot: everything it carries replaces what the batch had. */
   replace(next: Partial<DashboardState>): void {
     Object.assign(this.s, next);
+    this.syncIds();
     this.devicesOwned = this.seriesOwned = this.flashesOwned = false;
     this.ownedDevices.clear();
     this.index = undefined;
   }
 
+  /** Keeps the same `deviceIds` array while the ids are the same. */
+  private syncIds(): void {
+    const ids = this.s.deviceIds;
+    const devices = this.s.devices;
+    if (ids.length === devices.length && devices.every((d, i) => d.id === ids[i])) return;
+    this.s.deviceIds = devices.map((d) => d.id);
+  }
+
   devicesChanged(): void {
+    this.syncIds();
     this.devicesOwned = true;
     this.ownedDevices.clear();
     this.index = undefined;
@@ -147,6 +159,7 @@ class Batch {
     if (i < 0) {
       this.s.devices.push(device);
       this.index?.set(device.id, this.s.devices.length - 1);
+      this.syncIds();
     } else this.s.devices[i] = device;
     this.ownedDevices.delete(device.id);
   }
@@ -208,6 +221,7 @@ export class DashboardStore {
     connection: { state: "connecting", attempt: 0 },
     tree: null,
     devices: [],
+    deviceIds: [],
     events: [],
     faults: [],
     scenarioEvents: [],

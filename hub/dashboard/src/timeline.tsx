@@ -1,6 +1,7 @@
 /** The event timeline: recent history, then live events, newest first, filtered by device and by type. */
 import { useMemo, useState } from "preact/hooks";
 import { clock } from "./format.ts";
+import { memo } from "./memo.ts";
 import { EVENT_TYPES, type HubEvent } from "./types.ts";
 
 const SHOWN = 300;
@@ -11,7 +12,13 @@ function deviceOf(path: string): string | undefined {
   return parts[0] === "hub" && parts[1] === "fleet" ? parts[2] : undefined;
 }
 
-export function Timeline({ events, deviceIds }: { events: HubEvent[]; deviceIds: string[] }) {
+export const Timeline = memo(function Timeline({
+  events,
+  deviceIds,
+}: {
+  events: HubEvent[];
+  deviceIds: string[];
+}) {
   const [device, setDevice] = useState("");
   const [type, setType] = useState("");
   const types = useMemo(() => {
@@ -87,4 +94,4 @@ export function Timeline({ events, deviceIds }: { events: HubEvent[]; deviceIds:
       </ol>
     </div>
   );
-}
+});

@@ -4,10 +4,12 @@
  * supervisor's restart budget and its last exit; a restart seen live flashes the row.
  */
 import type { TargetedKeyboardEvent, TargetedMouseEvent } from "preact";
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ago, duration } from "./format.ts";
+import { memo } from "./memo.ts";
 import { FLASH_MS, type Flash, findNode, parentPath } from "./state.ts";
 import type { TreeNode } from "./types.ts";
+import { Windowed } from "./windowed.tsx";
 
 interface Props {
   tree: TreeNode | null;
@@ -15,10 +17,33 @@ interface Props {
   now: number;
 }
 
-/** The nodes a user can reach with the keyboard, in screen order, skipping collapsed subtrees. */
-function visible(node: TreeNode, collapsed: ReadonlySet<string>, out: TreeNode[] = []): TreeNode[] {
-  out.push(node);
-  if (node.children && !collapsed.has(node.path)) for (const c of node.children) visible(c, collapsed, out);
+/** A visible row: the node and where it sits (aria-level, aria-posinset of aria-setsize). */
+interface Item {
+  node: TreeNode;
+  level: number;
+  pos: number;
+  size: number;
+}
+
+/** Past this many visible rows only the rows in view are rendered. */
+export const TREE_WINDOW_FROM = 300;
+const ROW_PX = 24;
+
+/** The rows a user can see and reach with the keyboard, in screen order, skipping collapsed subtrees. */
+function visible(
+  node: TreeNode,
+  collapsed: ReadonlySet<string>,
+  level = 1,
+  pos = 1,
+  size = 1,
+  out: Item[] = [],
+): Item[] {
+  out.push({ node, level, pos, size });
+  const children = node.children;
+  if (children && !collapsed.has(node.path)) {
+    for (let i = 0; i < children.length; i++)
+      visible(children[i]!, collapsed, level + 1, i + 1, children.length, out);
+  }
   return out;
 }
 
@@ -30,14 +55,32 @@ function initiallyCollapsed(tree: TreeNode | null): Set<string> {
   return set;
 }
 
-export function SupervisionTree({ tree, flashes, now }: Props) {
+/**
+ * The tree renders as a flat list of treeitems carrying aria-level/posinset/setsize (the WAI-ARIA pattern for
+ * trees that are not nested in the DOM), which is what lets a 1,000-device tree render only the rows in view.
+ * Rows are memoised: a node update re-renders the rows whose node changed, not the tree.
+ */
+export const SupervisionTree = memo(function SupervisionTree({ tree, flashes, now }: Props) {
   const [collapsed, setCollapsed] = useState<Set<string>>(() => initiallyCollapsed(tree));
   const [focused, setFocused] = useState<string>("hub");
+  const [reveal, setReveal] = useState<{ index: number; seq: number } | undefined>(undefined);
+  const focusNext = useRef(false);
   const root = useRef<HTMLDivElement>(null);
   const items = useMemo(() => (tree === null ? [] : visible(tree, collapsed)), [tree, collapsed]);
+  const focusIndex = Math.max(
+    0,
+    items.findIndex((n) => n.node.path === focused),
+  );
+  const focusPath = items[focusIndex]?.node.path ?? "hub";
+
+  // A keyboard move focuses its row once rendered (it may have been out of the window until now).
+  useLayoutEffect(() => {
+    if (!focusNext.current) return;
+    focusNext.current = false;
+    root.current?.querySelector<HTMLElement>(`[data-path="${CSS.escape(focusPath)}"]`)?.focus();
+  });
 
   if (tree === null) return <p class="muted">Waiting for the hub's tree…</p>;
-  const focusPath = items.some((n) => n.path === focused) ? focused : tree.path;
 
   const toggle = (path: string, open?: boolean) => {
     setCollapsed((prev) => {
@@ -48,9 +91,12 @@ export function SupervisionTree({ tree, flashes, now }: Props) {
       return next;
     });
   };
-  const moveTo = (path: string) => {
-    setFocused(path);
-    root.current?.querySelector<HTMLElement>(`[data-path="${CSS.escape(path)}"]`)?.focus();
+  const moveTo = (index: number) => {
+    const item = items[index];
+    if (item === undefined) return;
+    focusNext.current = true;
+    setFocused(item.node.path);
+    setReveal((r) => ({ index, seq: (r?.seq ?? 0) + 1 }));
   };
 
   // One click handler for the whole tree: a row click focuses its item and opens or closes it.
@@ -63,36 +109,46 @@ export function SupervisionTree({ tree, flashes, now }: Props) {
   };
 
   const onKeyDown = (e: TargetedKeyboardEvent<HTMLDivElement>) => {
-    const index = items.findIndex((n) => n.path === focusPath);
-    const node = items[index];
-    if (node === undefined) return;
+    const index = focusIndex;
+    const item = items[index];
+    if (item === undefined) return;
+    const node = item.node;
     const hasChildren = (node.children?.length ?? 0) > 0;
     const open = hasChildren && !collapsed.has(node.path);
     let handled = true;
     switch (e.key) {
       case "ArrowDown":
-        if (index + 1 < items.length) moveTo(items[index + 1]!.path);
+        moveTo(index + 1);
         break;
       case "ArrowUp":
-        if (index > 0) moveTo(items[index - 1]!.path);
+        moveTo(index - 1);
         break;
       case "ArrowRight":
         if (hasChildren && !open) toggle(node.path, true);
-        else if (open) moveTo(node.children![0]!.path);
+        else if (open) moveTo(index + 1);
         break;
       case "ArrowLeft":
         if (open) toggle(node.path, false);
-        else if (parentPath(node.path) !== "") moveTo(parentPath(node.path));
+        else if (parentPath(node.path) !== "") {
+          const parent = parentPath(node.path);
+          moveTo(items.findIndex((n) => n.node.path === parent));
+        }
         break;
       case "Enter":
       case " ":
         if (hasChildren) toggle(node.path);
         break;
       case "Home":
-        moveTo(items[0]!.path);
+        moveTo(0);
         break;
       case "End":
-        moveTo(items[items.length - 1]!.path);
+        moveTo(items.length - 1);
+        break;
+      case "PageDown":
+        moveTo(Math.min(items.length - 1, index + 20));
+        break;
+      case "PageUp":
+        moveTo(Math.max(0, index - 20));
         break;
       default:
         handled = false;
@@ -101,43 +157,54 @@ export function SupervisionTree({ tree, flashes, now }: Props) {
   };
 
   return (
-    <div
-      class="tree"
-      role="tree"
-      aria-label="Supervision tree"
-      ref={root}
-      onKeyDown={onKeyDown}
-      onClick={onClick}
-    >
-      <Node
-        node={tree}
-        level={1}
-        collapsed={collapsed}
-        focused={focusPath}
-        flashes={flashes}
-        now={now}
-        onFocus={setFocused}
-      />
-    </div>
+    <Windowed
+      items={items}
+      windowed={items.length > TREE_WINDOW_FROM}
+      keyOf={(i) => i.node.path}
+      estimate={() => ROW_PX}
+      pin={focusIndex}
+      reveal={reveal}
+      containerRef={root}
+      container={{
+        class: "tree",
+        role: "tree",
+        "aria-label": "Supervision tree",
+        onKeyDown,
+        onClick,
+      }}
+      renderRow={(item) => (
+        <Row
+          node={item.node}
+          level={item.level}
+          pos={item.pos}
+          size={item.size}
+          open={(item.node.children?.length ?? 0) > 0 ? !collapsed.has(item.node.path) : undefined}
+          focused={focusPath === item.node.path}
+          flash={flashes[item.node.path]}
+          now={now}
+          onFocus={setFocused}
+        />
+      )}
+    />
   );
-}
+});
 
-interface NodeProps {
+interface RowProps {
   node: TreeNode;
   level: number;
-  collapsed: ReadonlySet<string>;
-  focused: string;
-  flashes: Record<string, Flash>;
+  pos: number;
+  size: number;
+  /** Expanded or not; undefined for a leaf. */
+  open: boolean | undefined;
+  focused: boolean;
+  flash: Flash | undefined;
   now: number;
   onFocus(path: string): void;
 }
 
-function Node({ node, level, collapsed, focused, flashes, now, onFocus }: NodeProps) {
-  const hasChildren = (node.children?.length ?? 0) > 0;
-  const open = hasChildren && !collapsed.has(node.path);
+const Row = memo(function Row({ node, level, pos, size, open, focused, flash, now, onFocus }: RowProps) {
   // Only while it is fresh: a row mounted again later (a subtree re-opened) must not replay an old flash. Two
   // identical animations alternate so that a second restart in a row restarts the animation.
-  const flash = flashes[node.path];
   const flashClass =
     flash === undefined || Date.now() - flash.at > FLASH_MS ? "" : flash.count % 2 ? " flash-a" : " flash-b";
   const budget = node.intensity;
@@ -145,9 +212,11 @@ function Node({ node, level, collapsed, focused, flashes, now, onFocus }: NodePr
     <div
       role="treeitem"
       aria-level={level}
-      aria-expanded={hasChildren ? open : undefined}
-      aria-selected={focused === node.path}
-      tabIndex={focused === node.path ? 0 : -1}
+      aria-posinset={pos}
+      aria-setsize={size}
+      aria-expanded={open}
+      aria-selected={focused}
+      tabIndex={focused ? 0 : -1}
       data-path={node.path}
       data-status={node.status}
       data-restarts={node.restarts}
@@ -155,9 +224,12 @@ function Node({ node, level, collapsed, focused, flashes, now, onFocus }: NodePr
         if (e.target === e.currentTarget) onFocus(node.path);
       }}
     >
-      <div class={`row status-${node.status}${flashClass}`}>
+      <div
+        class={`row status-${node.status}${flashClass}`}
+        style={{ paddingLeft: `${(level - 1) * 18 + 4}px` }}
+      >
         <span class="twisty" aria-hidden="true">
-          {hasChildren ? (open ? "▾" : "▸") : ""}
+          {open === undefined ? "" : open ? "▾" : "▸"}
         </span>
         <span class={`badge ${node.status}`}>{node.status}</span>
         <span class="node-id">{node.id}</span>
@@ -173,28 +245,14 @@ function Node({ node, level, collapsed, focused, flashes, now, onFocus }: NodePr
           </span>
         )}
         {node.lastExit && (
-          <span class="last-exit" title={new Date(node.lastExit.ts).toISOString()}>
+          <span
+            class="last-exit"
+            title={`${node.lastExit.reason} (${new Date(node.lastExit.ts).toISOString()})`}
+          >
             last exit: {node.lastExit.reason} ({ago(node.lastExit.ts, now)})
           </span>
         )}
       </div>
-      {open && (
-        // biome-ignore lint/a11y/useSemanticElements: a tree's group of items, not a fieldset
-        <div role="group">
-          {node.children!.map((c) => (
-            <Node
-              key={c.path}
-              node={c}
-              level={level + 1}
-              collapsed={collapsed}
-              focused={focused}
-              flashes={flashes}
-              now={now}
-              onFocus={onFocus}
-            />
-          ))}
-        </div>
-      )}
     </div>
   );
-}
+});

@@ -128,4 +128,8 @@ export interface ScenarioSummary {
   name: string;
   description: string;
   durationMs: number;
+  /** Whether it is running now. */
+  running?: boolean;
+  /** The outcome of its last run on this hub. */
+  last?: { ok: boolean; broken: string[]; finishedAt: number };
 }
