@@ -364,3 +364,41 @@ describe("a persistent `throws`", () => {
     expect(pid(linkName("pi-1"))).not.toBe(linkBefore);
   });
 });
+
+describe("a persistent `hang`", () => {
+  it("restarts the sensor once per hung driver and terminates each worker; none is left after clear", {
+    timeout: 90_000,
+  }, async () => {
+    await readFile("/proc/self/status");
+    const baseline = threads();
+    const path = "hub/fleet/pi-1/sensors/temp";
+    const restarts = events("restarted", path).length;
+    let most = baseline;
+    const sampler = setInterval(() => {
+      most = Math.max(most, threads());
+    }, 10);
+    hub.context.driverFaults.set("pi-1", "temp", "hang");
+    // A Pi reading every 250 ms: each restarted actor meets the next reading with a fresh isolated driver.
+    let value = 40;
+    const sender = setInterval(() => void sendTemp(value++).catch(() => undefined), 250);
+    try {
+      await until(() => events("restarted", path).length >= restarts + 2, 60_000, "two restarts from hangs");
+    } finally {
+      clearInterval(sender);
+      hub.context.driverFaults.clear("pi-1", "temp");
+    }
+    expect(findNode(hub.tree(), path)?.lastExit?.reason).toMatch(/driver hung/);
+    // A worker being terminated and the next one starting, at most: they do not pile up.
+    expect(most).toBeLessThanOrEqual(baseline + 2);
+    // The current actor may still be starting a driver for a reading it got under the fault; it reads the switch
+    // again before calling, and the next healthy reading stops that driver.
+    await sendTemp(26.5);
+    await until(() => sensor("pi-1", "temp")?.value === 26.5, 30_000, "a reading after clear");
+    await sendTemp(27);
+    await until(() => sensor("pi-1", "temp")?.value === 27, 5000, "a healthy reading");
+    clearInterval(sampler);
+    await until(() => threads() <= baseline, 5000, "every driver's worker to end");
+    expect(sensor("pi-1", "temp")?.health).toBe("ok");
+    expect(hub.device("pi-1")?.status).toBe("online");
+  });
+});
