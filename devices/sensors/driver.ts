@@ -110,7 +110,7 @@ export class FaultyDriver {
     const pid = this.isolated;
     this.isolated = null;
     // A normal stop: the link to the actor stays quiet, and the worker thread ends once its terminate has run.
-    if (pid !== null) stopServer(pid).catch(() => undefined);
+    if (pid !== null) stopServer(pid).catch(() => undefined); // already gone: nothing to stop
   }
 
   private async convertIsolated(raw: unknown): Promise<unknown> {
