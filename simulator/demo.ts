@@ -23,6 +23,7 @@ import type { PhysicalFaults } from "../hub/faults/contract.ts";
 import { demoFaults } from "./faults.ts";
 import { daylight, knob, ldrVolts, lm35Volts, randomPresses, roomTemperature } from "./models.ts";
 import { startVirtualPi, type VirtualPi } from "./pi/virtual-pi.ts";
+import type { VirtualSysfs } from "./pi/virtual-sysfs.ts";
 import { deriveSeed, gaussian, seededRandom } from "./random.ts";
 import { startVirtualUno, type UnoInput, type VirtualUno } from "./uno/virtual-uno.ts";
 
@@ -111,7 +112,8 @@ function unoDevice(id: (typeof DEMO_UNOS)[number], path: string): DeviceConfig {
     id === "uno-1"
       ? [
           lm35,
-          { id: "pot", kind: "analog", pin: "A1", periodMs: 200, flatLineMs: 20_000 },
+          // Stale after 2 s rather than 3 × 200 ms: the knob is read before the board's handshake ends.
+          { id: "pot", kind: "analog", pin: "A1", periodMs: 200, staleMs: 2000, flatLineMs: 20_000 },
           { id: "button", kind: "button", pin: 2, periodMs: 1000 },
         ]
       : [
@@ -194,20 +196,38 @@ export function demoPiModels(id: (typeof DEMO_PIS)[number], seed: number) {
   const probe = seededRandom(s("water-temp"));
   const pressure = seededRandom(s("air-pressure"));
   let hPa = 1013;
+  let jitter = 0;
+  // Relative humidity falls as the air warms (same moisture, more capacity): about 3 %RH per °C.
+  const humidity = (airC: number) =>
+    Math.min(98, Math.max(15, (greenhouse ? 70 : 50) - 3 * (airC - (greenhouse ? 23 : 16))));
+  /** The sensors' values at the current tick (°C, %RH, hPa); the DS18B20 jitters by about one step (1/16 °C). */
+  const values = () => ({
+    water: water + jitter,
+    air: air.value,
+    humidity: humidity(air.value),
+    pressure: hPa,
+  });
   return {
-    air,
-    /** Advances every model one tick; returns the sensors' values (°C, %RH, hPa). */
+    values,
+    /** Advances every model one tick and returns the new values. */
     step() {
       const airC = air.step();
       water += (airC - 2 - water) * 0.02;
+      jitter = gaussian(probe) * 0.05;
       hPa = Math.min(1040, Math.max(985, hPa + (pressure() - 0.5) * 0.2));
-      // Relative humidity falls as the air warms (same moisture, more capacity): about 3 %RH per °C.
-      const rh = Math.min(98, Math.max(15, (greenhouse ? 70 : 50) - 3 * (airC - (greenhouse ? 23 : 16))));
-      // The DS18B20 itself jitters by about one step (1/16 °C).
-      return { water: water + gaussian(probe) * 0.05, air: airC, humidity: rh, pressure: hPa };
+      return values();
     },
   };
 }
+
+/** Shows a Pi's model values in its sysfs tree. */
+function showPiValues(sys: VirtualSysfs, address: string | undefined, v: ReturnType<PiValues>): void {
+  if (address !== undefined) sys.setTemperature(address, v.water);
+  sys.setIio("bme280", "temp", v.air);
+  sys.setIio("bme280", "humidityrelative", v.humidity);
+  sys.setIio("bme280", "pressure", v.pressure);
+}
+type PiValues = ReturnType<typeof demoPiModels>["values"];
 
 /** A demo fleet: its device configs for the hub, its boards, and what the hub needs to reach them. */
 export interface DemoFleet {
@@ -304,29 +324,26 @@ export async function demoFleet(options: DemoOptions): Promise<DemoFleet> {
     }),
     async start(brokerUrl: string) {
       for (const id of DEMO_PIS) {
+        // The models advance in ticks counted from wall time (a late timer runs the missed ones): seed → values.
+        const models = demoPiModels(id, seed);
         const pi = await startVirtualPi({
           dir: join(options.dir, id),
           device: id,
           token: tokens.get(id) as string,
           broker: brokerUrl,
+          // The first values the agent reads are the models', not the tree's defaults (no jump at start-up).
+          prepare: (sys, w1) => showPiValues(sys, w1[0], models.values()),
           ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
           ...(log === undefined ? {} : { logger: log }),
         });
         pis.set(id, pi);
-        // The models advance in ticks counted from wall time (a late timer runs the missed ones): seed → values.
-        const models = demoPiModels(id, seed);
-        const address = pi.w1Addresses[0];
         const startedAt = Date.now();
         let ticks = 0;
         const weather = setInterval(() => {
           const due = Math.floor((Date.now() - startedAt) / PI_TICK_MS);
-          let v: ReturnType<typeof models.step> | undefined;
-          for (; ticks < due; ticks++) v = models.step();
-          if (v === undefined) return;
-          if (address !== undefined) pi.sys.setTemperature(address, v.water);
-          pi.sys.setIio("bme280", "temp", v.air);
-          pi.sys.setIio("bme280", "humidityrelative", v.humidity);
-          pi.sys.setIio("bme280", "pressure", v.pressure);
+          if (due <= ticks) return;
+          for (; ticks < due; ticks++) models.step();
+          showPiValues(pi.sys, pi.w1Addresses[0], models.values());
         }, PI_TICK_MS);
         weather.unref();
         timers.push(weather);

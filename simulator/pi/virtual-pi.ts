@@ -38,6 +38,8 @@ export interface VirtualPiOptions {
   sensors?: AgentConfigInput["sensors"];
   outputs?: AgentConfigInput["outputs"];
   bufferMaxBytes?: number;
+  /** Called once the sysfs tree is laid out, before the agent starts (to set the first values it reads). */
+  prepare?: (sys: VirtualSysfs, w1Addresses: readonly string[]) => void;
   logger?: Logger;
 }
 
@@ -147,6 +149,7 @@ export async function startVirtualPi(opts: VirtualPiOptions): Promise<VirtualPi>
       sys.setGpioInput(s.gpio, s.activeLow ? 1 : 0); // released
     }
   }
+  opts.prepare?.(sys, w1Addresses);
   const relay = new Relay(url.hostname, Number(url.port || 1883));
   const relayPort = await relay.listen();
   const config = parseConfig(
