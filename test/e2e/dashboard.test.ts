@@ -11,7 +11,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FleetConfigSchema } from "../../hub/config.ts";
+import { DeviceSchema, FleetConfigSchema, generateToken, hashToken } from "../../hub/config.ts";
 import { partName } from "../../hub/context.ts";
 import { FAULT_KINDS as DASHBOARD_FAULT_KINDS } from "../../hub/dashboard/src/types.ts";
 import { FAULT_KINDS } from "../../hub/faults/contract.ts";
@@ -125,6 +125,12 @@ const INIT_SCRIPT = `
     if (m.restartShownAt === undefined && row?.dataset.restarts === "1") m.restartShownAt = Date.now();
   }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["data-restarts"] });
 `;
+let largeStep = 0;
+/** A screenshot of the large-fleet suite (numbered after the demo fleet's steps). */
+async function largeShot(page: Page, name: string): Promise<void> {
+  largeStep++;
+  await page.screenshot({ path: join(SHOTS, `5${largeStep}-${name}.png`) });
+}
 const marks = (page: Page) => page.evaluate("window.__marks") as Promise<Marks>;
 const focusedPath = (page: Page) =>
   page.evaluate('document.activeElement?.getAttribute("data-path")') as Promise<string | null>;
@@ -591,4 +597,104 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
     await shot("reconnected");
     await second.stop();
   }, 90_000);
+});
+
+describe.skipIf(!hasChromium)("the dashboard with a large fleet", () => {
+  const COUNT = 300;
+  let work: string;
+  let hub: RunningHub;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "ganglion-e2e-large-"));
+    execFileSync(process.execPath, ["hub/dashboard/build.mjs"], { stdio: "pipe" });
+    // 300 Pis that never connect: the tree and the cards are all there, offline, and nothing else loads the host.
+    const tokenHash = await hashToken(generateToken(), { N: 1024 });
+    const config = FleetConfigSchema.parse({});
+    for (let i = 0; i < COUNT; i++) {
+      config.devices.push(
+        DeviceSchema.parse({
+          id: `dev-${String(i).padStart(3, "0")}`,
+          board: "raspberry-pi",
+          link: { type: "mqtt", tokenHash },
+          sensors: [{ id: "temp", kind: "thermometer", unit: "°C", periodMs: 1000 }],
+        }),
+      );
+    }
+    hub = await startHub({
+      config,
+      dataDir: join(work, "data"),
+      httpPort: 0,
+      mqttPort: 0,
+      staticDir: DASHBOARD_DIR,
+      logger: silent,
+    });
+    context = await chromium.launchPersistentContext(join(work, "chromium-profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1400, height: 1000 },
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await hub?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("renders only the tree rows and cards in view, and keyboard moves reach rows out of view", async () => {
+    await page.goto(hub.httpUrl!);
+    const tree = page.locator(".tree");
+    await page.locator('[data-path="hub/fleet"]').waitFor({ timeout: 10_000 });
+    // Device subtrees start collapsed: hub, its five children, 300 devices.
+    expect(await tree.getAttribute("data-total")).toBe(String(6 + COUNT));
+    expect(await tree.getAttribute("class")).toContain("windowed");
+    const treeRows = await page.locator("[role=treeitem]").count();
+    expect(treeRows).toBeLessThan(120);
+    expect(Number(await tree.getAttribute("data-rendered"))).toBe(treeRows);
+    const cards = await page.locator("[data-device]").count();
+    expect(cards).toBeGreaterThan(0);
+    expect(cards).toBeLessThan(80);
+    await largeShot(page, "large-fleet");
+
+    // End goes to the last row (the api), which was not rendered until then; ArrowUp to the last device.
+    await page.locator('[role=treeitem][data-path="hub"]').focus();
+    await page.keyboard.press("End");
+    await expect.poll(() => focusedPath(page)).toBe("hub/api");
+    await page.keyboard.press("ArrowUp");
+    await expect.poll(() => focusedPath(page)).toBe(`hub/fleet/dev-${COUNT - 1}`);
+    // Opening it adds its parts to the list, in place.
+    await page.keyboard.press("Enter");
+    await expect.poll(() => tree.getAttribute("data-total")).toBe(String(6 + COUNT + 4));
+    await page.keyboard.press("ArrowDown");
+    await expect.poll(() => focusedPath(page)).toBe(`hub/fleet/dev-${COUNT - 1}/link`);
+    expect(await page.locator('[role=treeitem][data-path="hub/fleet/dev-000"]').count()).toBe(0);
+    await largeShot(page, "large-fleet-end");
+
+    // The cards' list scrolls by itself; scrolled to the end, the last device's card is rendered.
+    const last = page.locator(`[data-device="dev-${COUNT - 1}"]`);
+    expect(await last.count()).toBe(0);
+    await page.locator(".cards-window").evaluate((el) => {
+      el.scrollTop = el.scrollHeight;
+    });
+    await last.waitFor({ timeout: 5000 });
+    expect(await last.locator("[data-role=device-status]").textContent()).toMatch(/^(offline|down)$/);
+    expect(await page.locator('[data-device="dev-000"]').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+    await largeShot(page, "large-fleet-cards-end");
+  }, 60_000);
 });

@@ -25,6 +25,8 @@ interface Item {
   size: number;
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 /** Past this many visible rows only the rows in view are rendered. */
 export const TREE_WINDOW_FROM = 300;
 const ROW_PX = 24;
@@ -61,7 +63,11 @@ function initiallyCollapsed(tree: TreeNode | null): Set<string> {
  * Rows are memoised: a node update re-renders the rows whose node changed, not the tree.
  */
 export const SupervisionTree = memo(function SupervisionTree({ tree, flashes, now }: Props) {
-  const [collapsed, setCollapsed] = useState<Set<string>>(() => initiallyCollapsed(tree));
+  // The first tree decides what starts collapsed (the page mounts before the snapshot arrives); then the user does.
+  const initial = useRef<Set<string> | null>(null);
+  if (initial.current === null && tree !== null) initial.current = initiallyCollapsed(tree);
+  const [chosen, setCollapsed] = useState<Set<string> | null>(null);
+  const collapsed = chosen ?? initial.current ?? NONE;
   const [focused, setFocused] = useState<string>("hub");
   const [reveal, setReveal] = useState<{ index: number; seq: number } | undefined>(undefined);
   const focusNext = useRef(false);
@@ -84,7 +90,7 @@ export const SupervisionTree = memo(function SupervisionTree({ tree, flashes, no
 
   const toggle = (path: string, open?: boolean) => {
     setCollapsed((prev) => {
-      const next = new Set(prev);
+      const next = new Set(prev ?? initial.current ?? NONE);
       const isOpen = !next.has(path);
       if (open ?? !isOpen) next.delete(path);
       else next.add(path);
