@@ -66,6 +66,41 @@ export class PhysicalFaultError extends Error {
 
 const ADC_MAX = 1023;
 
+/**
+ * Faults can overlap (two `disconnect`s on one board, `stuck` then `noise` on one sensor), and each undo must
+ * remove only its own. A switch (a cable, a power line, a CRC error) is held while any fault holds it; a value
+ * fault is layered: the newest one shows, and clearing it uncovers the one beneath.
+ */
+class Layers<T> {
+  private readonly stacks = new Map<string, { id: string; layer: T }[]>();
+
+  /** Adds a layer; `show` gets the newest layer of `key` (or null when none is left) whenever that changes. */
+  async push(
+    key: string,
+    id: string,
+    layer: T,
+    show: (top: T | null) => void | Promise<void>,
+  ): Promise<() => Promise<void>> {
+    const stack = this.stacks.get(key) ?? [];
+    this.stacks.set(key, stack);
+    stack.push({ id, layer });
+    await show(layer);
+    return async () => {
+      const at = stack.findIndex((l) => l.id === id);
+      if (at < 0) return;
+      const wasTop = at === stack.length - 1;
+      stack.splice(at, 1);
+      if (stack.length === 0) this.stacks.delete(key);
+      if (wasTop) await show(stack.at(-1)?.layer ?? null);
+    };
+  }
+
+  /** Whether `id` is the layer showing on `key`. */
+  isTop(key: string, id: string): boolean {
+    return this.stacks.get(key)?.at(-1)?.id === id;
+  }
+}
+
 /** A reading of an analog sensor on a Uno as a function of volts on its pin (the firmware's 10-bit ADC at 5 V). */
 const readingAt = (sensor: SensorConfig, volts: number) =>
   Number(convert(sensor, Math.min(ADC_MAX, Math.floor((volts / 5) * 1024))));
@@ -96,6 +131,10 @@ export function demoFaults(options: DemoFaultsOptions): PhysicalFaults {
   };
 
   const randomFor = (fault: FaultView) => seededRandom(deriveSeed(options.seed, `fault/${fault.id}`));
+  const layers = new Layers<unknown>();
+  /** Holds a switch (`on` when the first fault takes it, `off` when the last lets go). */
+  const hold = (key: string, id: string, on: () => void | Promise<void>, off: () => void | Promise<void>) =>
+    layers.push(key, id, true, (top) => (top === null ? off() : on()));
 
   async function injectUno(uno: VirtualUno, config: DeviceConfig, fault: FaultView): Promise<FaultUndo> {
     const device = uno.device;
@@ -134,42 +173,59 @@ export function demoFaults(options: DemoFaultsOptions): PhysicalFaults {
         }
         analog = { kind: "volts", volts: rail as number };
       }
-      uno.setAnalogFault(sensor.id, analog);
+      const remove = await layers.push(`${device}/${sensor.id}`, fault.id, analog, (top) =>
+        uno.setAnalogFault(sensor.id, top as AnalogFault | null),
+      );
       log?.info(
         { device, sensor: sensor.id, fault: kind, id: fault.id },
         `${device}/${sensor.id}: ${kind} on its pin`,
       );
       return async () => {
-        uno.setAnalogFault(sensor.id, null);
+        await remove();
         log?.info(
           { device, sensor: sensor.id, fault: kind, id: fault.id },
           `${device}/${sensor.id}: ${kind} cleared`,
         );
       };
     }
-    const done = (what: string, undo: () => void): FaultUndo => {
+    /** Holds one of the board's switches for this fault. */
+    const held = async (what: string, on: () => void, off: () => void): Promise<FaultUndo> => {
+      const release = await hold(`${device}:${kind}`, fault.id, on, off);
       log?.info({ device, fault: kind, id: fault.id }, `${device}: ${what}`);
       return async () => {
-        undo();
+        await release();
         log?.info({ device, fault: kind, id: fault.id }, `${device}: ${kind} cleared`);
       };
     };
     switch (kind) {
       case "disconnect":
-        uno.unplug();
-        return done("USB cable pulled", () => uno.plug());
+        return held(
+          "USB cable pulled",
+          () => uno.unplug(),
+          () => uno.plug(),
+        );
       case "garbage":
-        uno.setLineNoise({ random: randomFor(fault), everyMs: GARBAGE_EVERY_MS });
-        return done("noise on the serial line", () => uno.setLineNoise(null));
+        return held(
+          "noise on the serial line",
+          () => uno.setLineNoise({ random: randomFor(fault), everyMs: GARBAGE_EVERY_MS }),
+          () => uno.setLineNoise(null),
+        );
       case "slow":
-        uno.setSlow(slow);
-        return done(`serial link congested (bursts every ${slow.burstMs} ms)`, () => uno.setSlow(null));
+        return held(
+          `serial link congested (bursts every ${slow.burstMs} ms)`,
+          () => uno.setSlow(slow),
+          () => uno.setSlow(null),
+        );
       case "reboot":
         uno.reset();
-        return done("reset", () => undefined);
+        log?.info({ device, fault: kind, id: fault.id }, `${device}: reset`);
+        return async () => undefined;
       case "power-loss":
-        uno.powerOff();
-        return done("power cut", () => uno.powerOn());
+        return held(
+          "power cut",
+          () => uno.powerOff(),
+          () => uno.powerOn(),
+        );
       case "partition":
         return refuse(
           `${device} is an Arduino on a serial cable: it has no network to partition (try disconnect)`,
@@ -199,61 +255,85 @@ export function demoFaults(options: DemoFaultsOptions): PhysicalFaults {
           refuse(`nan on a Pi is a DS18B20's 1-Wire CRC error; ${device}/${sensor.id} is not on 1-Wire`);
         }
         const address = (agentSensor as { address: string }).address;
-        pi.sys.setCrcError(address, true);
+        const release = await hold(
+          `${device}:crc:${address}`,
+          fault.id,
+          () => pi.sys.setCrcError(address, true),
+          () => pi.sys.setCrcError(address, false),
+        );
         log?.info(fields, `${device}/${sensor.id}: 1-Wire CRC errors`);
         return async () => {
-          pi.sys.setCrcError(address, false);
+          await release();
           log?.info(fields, `${device}/${sensor.id}: CRC errors cleared`);
         };
       }
       const target = piValue(pi, device, sensor, kind);
+      const key = `${device}/${sensor.id}`;
+      let shape: (truth: number) => number;
       let redraw: NodeJS.Timeout | undefined;
       if (kind === "stuck") {
         const frozen = pi.sys.valueOf(target);
-        pi.sys.setValueFault(target, () => frozen);
+        shape = () => frozen;
       } else if (kind === "noise") {
         const span = sensor.range ? sensor.range[1] - sensor.range[0] : 20;
         const random = randomFor(fault);
-        const jitter = (v: number) => v + (random() * 2 - 1) * NOISE_SHARE * span;
-        pi.sys.setValueFault(target, jitter);
-        // Redrawn faster than any sensor reads, so each reading sees fresh noise.
-        redraw = setInterval(() => pi.sys.setValueFault(target, jitter), PI_NOISE_REDRAW_MS);
+        shape = (v) => v + (random() * 2 - 1) * NOISE_SHARE * span;
+        // Redrawn faster than any sensor reads, so each reading sees fresh noise (while this layer shows).
+        redraw = setInterval(() => {
+          if (layers.isTop(key, fault.id)) pi.sys.setValueFault(target, shape);
+        }, PI_NOISE_REDRAW_MS);
         redraw.unref();
       } else {
         const range =
           sensor.range ??
           refuse(`${device}/${sensor.id} has no range in the fleet file, so no reading is out of range`);
         const beyond = range[1] + 0.25 * (range[1] - range[0]);
-        pi.sys.setValueFault(target, () => beyond);
+        shape = () => beyond;
       }
+      const remove = await layers.push(key, fault.id, shape, (top) =>
+        pi.sys.setValueFault(target, (top as ((truth: number) => number) | null) ?? undefined),
+      );
       log?.info(fields, `${device}/${sensor.id}: ${kind} on its sysfs value`);
       return async () => {
         clearInterval(redraw);
-        pi.sys.setValueFault(target, undefined);
+        await remove();
         log?.info(fields, `${device}/${sensor.id}: ${kind} cleared`);
       };
     }
     const fields = { device, fault: kind, id: fault.id };
     switch (kind) {
       case "disconnect":
-      case "partition":
-        pi.partition(true);
+      case "partition": {
+        // One network link: a disconnect and a partition hold the same switch.
+        const release = await hold(
+          `${device}:network`,
+          fault.id,
+          () => pi.partition(true),
+          () => pi.partition(false),
+        );
         log?.info(fields, `${device}: cut off the broker`);
         return async () => {
-          pi.partition(false);
-          log?.info(fields, `${device}: reaches the broker again`);
+          await release();
+          log?.info(fields, `${device}: ${kind} cleared`);
         };
+      }
       case "reboot":
         await pi.reboot();
         log?.info(fields, `${device}: rebooted`);
         return async () => undefined;
-      case "power-loss":
-        await pi.powerOff();
+      case "power-loss": {
+        const release = await hold(
+          `${device}:power`,
+          fault.id,
+          () => pi.powerOff(),
+          () => pi.powerOn(),
+        );
         log?.info(fields, `${device}: power cut`);
         return async () => {
-          await pi.powerOn();
+          await release();
           log?.info(fields, `${device}: power back`);
         };
+      }
       case "garbage":
         return refuse(
           `${device} talks MQTT over TCP, whose checksums drop corrupt segments: garbage is a serial-wire fault`,

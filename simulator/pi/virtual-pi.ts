@@ -170,7 +170,9 @@ export async function startVirtualPi(opts: VirtualPiOptions): Promise<VirtualPi>
     `virtual Pi ${opts.device}`,
   );
   let agent: Agent | undefined;
+  let stopped = false;
   const boot = async () => {
+    if (stopped) return; // an undo arriving after stop (the hub clears its faults last) boots nothing
     agent = new Agent({ config, ...(opts.logger ? { logger: opts.logger } : {}) });
     await agent.start();
   };
@@ -203,6 +205,7 @@ export async function startVirtualPi(opts: VirtualPiOptions): Promise<VirtualPi>
       await boot();
     },
     async stop() {
+      stopped = true;
       await agent?.stop();
       agent = undefined;
       await relay.close();

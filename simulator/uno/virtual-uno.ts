@@ -109,6 +109,7 @@ export async function startVirtualUno(options: VirtualUnoOptions): Promise<Virtu
   let cable: SerialCable | undefined;
   let noise: LineNoise | null = null;
   let slow: SlowLink | null = null;
+  let stopped = false;
 
   const analogInput = (sensor: string) => {
     const input = options.inputs.find((i) => i.sensor === sensor);
@@ -180,6 +181,7 @@ export async function startVirtualUno(options: VirtualUnoOptions): Promise<Virtu
       return cable?.destroyed === false ? cable : undefined;
     },
     async open() {
+      if (stopped) throw new Error(`serial port ${path}: the simulator stopped ${device}`);
       if (!plugged || !powered) throw portGone();
       cable?.destroy();
       cable = new SerialCable(board.openSerial(), path);
@@ -228,6 +230,7 @@ export async function startVirtualUno(options: VirtualUnoOptions): Promise<Virtu
       log?.info(`${device}: power back`);
     },
     async stop() {
+      stopped = true;
       clearInterval(ticker);
       cable?.destroy();
       await board.stop();

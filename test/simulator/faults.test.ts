@@ -270,6 +270,20 @@ describe.skipIf(!haveHex)("the demo fleet's physical faults, supervised by the h
     expect(pidOf(linkName("uno-2"))).toBe(link);
   }, 30_000);
 
+  it("overlapping faults: each undo removes only its own (line noise stops when the last one clears)", async () => {
+    const uno = demo.unos.get("uno-2");
+    const cable = () => uno?.cable?.garbageBytes ?? 0;
+    const first = await inject("garbage", "uno-2");
+    const second = await inject("garbage", "uno-2");
+    await first();
+    const at = cable();
+    await until(() => cable() > at + 10, 5000, "noise still on the line after one undo");
+    await second();
+    const stopped = cable();
+    await sleep(800);
+    expect(cable()).toBe(stopped);
+  }, 20_000);
+
   it("slow link to a Uno: readings arrive late and the sensor goes stale, nothing restarts", async () => {
     await healthy("uno-2", "temp");
     const link = pidOf(linkName("uno-2"));
