@@ -12,7 +12,7 @@
  * | `disconnect` | USB cable pulled: the port closes, opening it fails until cleared | the agent's TCP link to the broker cut |
  * | `partition` | refused: a serial board has no network | the agent's TCP link to the broker cut |
  * | `garbage` | random bytes on the wire towards the hub | refused: TCP checksums drop corrupt segments |
- * | `slow` | a congested link: bytes arrive in bursts 2.2 s apart, writes 0.5 s late | refused (serial links only) |
+ * | `slow` | a congested link: bytes arrive in bursts 2 s apart, writes 0.5 s late | refused (serial links only) |
  * | `reboot` | the RESET pin (cause `external`) | the Pi reboots (new boot id: the agent reports `power-on`) |
  * | `power-loss` | the chip stops and its USB port disappears until cleared | the agent dies until cleared, then boots |
  *
@@ -42,7 +42,7 @@ export interface DemoFaultsOptions {
   unos: ReadonlyMap<string, VirtualUno>;
   /** Seeds the faults' own randomness (noise, line garbage), so a run repeats. */
   seed: number;
-  /** The congested link of `slow` (default: bursts every 2200 ms, writes 500 ms late). */
+  /** The congested link of `slow` (default: bursts every 2000 ms, writes 500 ms late). */
   slow?: SlowLink;
   logger?: Logger;
 }
@@ -54,10 +54,10 @@ const PI_NOISE_REDRAW_MS = 250;
 /** Line noise on a serial wire: one burst of random bytes this often. */
 const GARBAGE_EVERY_MS = 250;
 /**
- * Bursts 2.2 s apart leave a sensor sampled every 500 ms without a reading for longer than its stale window
+ * Bursts 2 s apart leave a sensor sampled every 500 ms without a reading for longer than its stale window
  * (3 × period), yet keep the board's 1 s heartbeat inside the hub's 3 s silence limit: late, not lost.
  */
-const DEFAULT_SLOW: SlowLink = { burstMs: 2200, latencyMs: 500 };
+const DEFAULT_SLOW: SlowLink = { burstMs: 2000, latencyMs: 500 };
 
 /** Why a fault cannot happen on a board; the hub answers 400 with the message. */
 export class PhysicalFaultError extends Error {

@@ -74,6 +74,9 @@ export interface VirtualUno {
   /** The emulated board (pins, stats); the same board across resets and power cycles. */
   readonly board: EmulatedBoard;
   readonly inputs: readonly UnoInput[];
+  /** Wall time (epoch ms) of model tick 0; tick n is applied at `startedAt + n × tickMs`. */
+  readonly startedAt: number;
+  readonly tickMs: number;
   /** Whether the cable is plugged in and the board powered (the port exists). */
   readonly present: boolean;
   /** The open port, if the hub holds one. */
@@ -174,6 +177,8 @@ export async function startVirtualUno(options: VirtualUnoOptions): Promise<Virtu
     path,
     board,
     inputs: options.inputs,
+    startedAt,
+    tickMs,
     get present() {
       return plugged && powered;
     },
