@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { registerBoards } from "./cli/boards.ts";
 import { registerDevice } from "./cli/device.ts";
 import { registerDevices } from "./cli/devices.ts";
+import { registerFault } from "./cli/fault.ts";
 import { registerFlash } from "./cli/flash.ts";
 import { registerInit } from "./cli/init.ts";
 import { registerSimulate } from "./cli/simulate.ts";
@@ -16,6 +17,8 @@ const program = new Command("ganglion")
   .description(
     "Supervise a fleet of Arduino and Raspberry Pi boards the way Erlang/OTP supervises processes.",
   )
+  // Options after a subcommand belong to it (`fault list --url X`, where `fault` has a --url of its own).
+  .enablePositionalOptions()
   .configureOutput({
     // Commander's own errors (bad flag, missing argument) as one line, like ours.
     outputError: (text, write) => write(`ganglion: ${text.trim().replace(/^error: /, "")} (see --help)\n`),
@@ -29,5 +32,6 @@ registerBoards(program);
 registerFlash(program);
 registerWatch(program);
 registerSimulate(program);
+registerFault(program);
 
 await program.parseAsync(process.argv);
