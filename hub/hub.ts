@@ -12,6 +12,7 @@ import { deviceChild } from "../devices/device.ts";
 import { serialportOpener } from "../devices/links/serial-link.ts";
 import type { CommandResult } from "../devices/sensors/actuator.ts";
 import { startApi } from "./api.ts";
+import { type ExternalBrokerSettings, redactBrokerUrl } from "./broker/external.ts";
 import { type BrokerHandle, brokerChild, busOver } from "./broker-service.ts";
 import { formatPath } from "./config/errors.ts";
 import { type DeviceConfig, DeviceSchema, type FleetConfig } from "./config.ts";
@@ -59,6 +60,11 @@ export interface HubOptions {
   mqttHost?: string;
   /** 0 picks a free port. */
   mqttPort?: number;
+  /**
+   * Use an external MQTT broker instead of the embedded aedes: this URL, else `config.hub.mqtt.broker`; the
+   * login and client id apply to either.
+   */
+  broker?: Partial<ExternalBrokerSettings>;
   dataDir?: string;
   /** Serve the HTTP API (default true). */
   api?: boolean;
@@ -78,8 +84,10 @@ export interface RunningHub extends HubView {
   readonly pid: Pid;
   /** `http://HOST:PORT`, once the API listens. */
   readonly httpUrl: string | undefined;
-  /** `mqtt://HOST:PORT` of the embedded broker. */
+  /** `mqtt://HOST:PORT` devices connect to: the embedded broker, or the external one (without credentials). */
   readonly mqttUrl: string;
+  /** True when the hub is a client of an external broker (which then does device logins and ACLs). */
+  readonly externalBroker: boolean;
   readonly context: HubContext;
   /** The hub's own MQTT login (full access), for in-process clients such as the simulator and tests. */
   hubLogin(): { username: string; password: string };
@@ -99,6 +107,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   });
   const state = new FleetState();
   const names = new Registry<string>("hub-names");
+  const brokerUrl = options.broker?.url ?? settings.mqtt.broker;
+  const external: ExternalBrokerSettings | undefined =
+    brokerUrl === undefined ? undefined : { ...options.broker, url: brokerUrl };
   const handle: BrokerHandle = {
     current: null,
     port: options.mqttPort ?? settings.mqtt.port,
@@ -192,6 +203,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const children: ChildSpec[] = [
     eventsChild(hub, root),
     brokerChild(hub, handle, {
+      ...(external === undefined ? {} : { external }),
       host: options.mqttHost ?? settings.mqtt.host,
       port: handle.port,
       ...(settings.tls === undefined ? {} : { tls: settings.tls }),
@@ -238,7 +250,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     get httpUrl() {
       return httpUrl;
     },
+    externalBroker: external !== undefined,
     get mqttUrl() {
+      if (external !== undefined) return redactBrokerUrl(external.url);
       return handle.current?.url ?? `mqtt://${options.mqttHost ?? settings.mqtt.host}:${handle.port}`;
     },
     tree(): TreeNode {

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import pino, { type Logger } from "pino";
 import { demoFleet } from "../simulator/demo.ts";
 import { isLoopbackHost, PortInUseError } from "./api.ts";
+import { ExternalBrokerError, type ExternalBrokerSettings } from "./broker/external.ts";
 import { MqttPortInUseError } from "./broker.ts";
 import { type FleetConfig, FleetConfigSchema, loadFleetConfig } from "./config.ts";
 import { type RunningHub, startHub } from "./hub.ts";
@@ -21,6 +22,8 @@ export interface RunHubOptions {
   httpPort?: number;
   mqttHost?: string;
   mqttPort?: number;
+  /** Use an external MQTT broker instead of the embedded one (`--broker`; the URL may come from the fleet file). */
+  broker?: Partial<ExternalBrokerSettings>;
   dataDir?: string;
   apiToken?: string;
   simulate?: boolean;
@@ -113,6 +116,7 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
       ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
       ...(options.mqttHost === undefined ? {} : { mqttHost: options.mqttHost }),
       ...(options.mqttPort === undefined ? {} : { mqttPort: options.mqttPort }),
+      ...(options.broker === undefined ? {} : { broker: options.broker }),
       ...(apiToken === undefined ? {} : { apiToken }),
       ...(dashboardBuilt ? { staticDir } : {}),
       // The demo's emulated Unos are opened like real ports; any other serial board in fleet.yaml with serialport.
@@ -121,13 +125,21 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
   } catch (err) {
     await demo?.stop();
     const cause = rootCause(err);
-    if (cause instanceof MqttPortInUseError || cause instanceof PortInUseError) {
+    if (
+      cause instanceof MqttPortInUseError ||
+      cause instanceof PortInUseError ||
+      cause instanceof ExternalBrokerError
+    ) {
       throw new HubStartError((cause as Error).message, 2);
     }
     throw err;
   }
   console.log(`ganglion: http listening on ${hub.httpUrl}`);
-  console.log(`ganglion: mqtt listening on ${hub.mqttUrl}`);
+  if (hub.externalBroker) {
+    console.log(
+      `ganglion: mqtt broker ${hub.mqttUrl} (external; device logins and ACLs are that broker's job)`,
+    );
+  } else console.log(`ganglion: mqtt listening on ${hub.mqttUrl}`);
   if (dashboardBuilt) console.log(`ganglion: dashboard at ${hub.httpUrl}/`);
   else log.warn({ staticDir }, "the dashboard is not built; run npm run build:dashboard to serve it at /");
   if (demo !== undefined) {
