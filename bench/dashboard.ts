@@ -20,6 +20,7 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { pathToFileURL } from "node:url";
 import pino from "pino";
 import { chromium } from "playwright-core";
@@ -54,7 +55,7 @@ const INSTRUMENTS = `
 (() => {
   const b = (window.__bench = {
     frames: [], longTasks: [], recording: false, last: 0,
-    msgs: { snapshot: 0, reading: 0, node: 0, event: 0, device: 0 },
+    msgs: { snapshot: 0, reading: 0, node: 0, event: 0, device: 0, readingNotOk: 0 },
     readingsAtStart: 0, snapshotsAtStart: 0,
     devicesShownMs: undefined, treeShownMs: undefined,
     watch: {},
@@ -77,6 +78,7 @@ const INSTRUMENTS = `
       this.addEventListener("message", (e) => {
         const m = /^\\{"type":"(\\w+)"/.exec(typeof e.data === "string" ? e.data.slice(0, 24) : "");
         if (m && m[1] in b.msgs) b.msgs[m[1]]++;
+        if (m && m[1] === "reading" && !e.data.endsWith('"health":"ok"}')) b.msgs.readingNotOk++;
       });
     }
   };
@@ -263,8 +265,15 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
       () => running.devices().filter((d) => d.status === "online").length === count,
       60_000,
     );
-    log(`  ${count} devices online ${Date.now() - t0} ms after start; warming up 5 s`);
+    // Warm-up, and a look at whether the hub keeps up before the page adds its share.
+    const warm = monitorEventLoopDelay({ resolution: 10 });
+    warm.enable();
     await new Promise((r) => setTimeout(r, 5000));
+    warm.disable();
+    log(
+      `  ${count} devices online ${Date.now() - t0} ms after start; hub event-loop delay in the 5 s warm-up ` +
+        `p50 ${(warm.percentile(50) / 1e6).toFixed(0)} ms, p99 ${(warm.percentile(99) / 1e6).toFixed(0)} ms`,
+    );
 
     browser = await chromium.launchPersistentContext(join(work, "chromium-profile"), {
       executablePath: CHROMIUM,
@@ -300,7 +309,9 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
     const victims = Array.from({ length: KILLS }, (_, i) => deviceId(i));
     for (const id of victims) {
       const row = page.locator(`[role=treeitem][data-path="hub/fleet/${id}"]`);
-      if ((await row.getAttribute("aria-expanded")) === "false") await row.locator(".row").click();
+      if ((await row.getAttribute("aria-expanded")) === "false") {
+        await row.evaluate((el) => (el.firstElementChild as unknown as { click(): void }).click());
+      }
       await page.locator(`[role=treeitem][data-path="hub/fleet/${id}/sensors/${SENSOR}"]`).waitFor();
     }
     const dom = (await page.evaluate(
@@ -312,6 +323,8 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
     await page.evaluate(
       "window.__bench.frames = []; window.__bench.longTasks = []; window.__bench.recording = true",
     );
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     const recordStart = Date.now();
     const killedAt: Record<string, number> = {};
     for (let k = 0; k < KILLS; k++) {
@@ -329,7 +342,17 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
     }
     await new Promise((r) => setTimeout(r, Math.max(0, recordStart + seconds * 1000 - Date.now())));
     await page.evaluate("window.__bench.recording = false");
+    loop.disable();
     const elapsedS = (Date.now() - recordStart) / 1000;
+    // A restart that has not shown yet gets 5 s more (it counts as not shown within the target either way).
+    await waitFor(
+      "the last restarts",
+      async () => {
+        const w = (await page.evaluate("window.__bench.watch")) as BenchState["watch"];
+        return Object.keys(killedAt).every((path) => w[path]?.shownAt !== undefined);
+      },
+      5000,
+    ).catch(() => undefined);
     const state = (await page.evaluate("window.__bench")) as BenchState;
 
     const frames = [...state.frames].sort((a, b) => a - b);
@@ -351,11 +374,36 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
     add("long_tasks", "max", state.longTasks.length ? Math.max(...state.longTasks) : 0, "ms");
     const readings = (state.msgs.reading ?? 0) - (before.reading ?? 0);
     add("live", "readings_per_s", readings / elapsedS, "1/s");
+    add(
+      "live",
+      "readings_not_ok_per_s",
+      ((state.msgs.readingNotOk ?? 0) - (before.readingNotOk ?? 0)) / elapsedS,
+      "1/s",
+    );
+    add("hub", "event_loop_delay_p50", loop.percentile(50) / 1e6, "ms");
+    add("hub", "event_loop_delay_p99", loop.percentile(99) / 1e6, "ms");
+    add("hub", "event_loop_delay_max", loop.max / 1e6, "ms");
     add("live", "snapshots_resent", (state.msgs.snapshot ?? 0) - (before.snapshot ?? 0), "snapshots");
+    const watch = (await page.evaluate("window.__bench.watch")) as BenchState["watch"];
+    const hubDelays: number[] = [];
+    const pageDelays: number[] = [];
     const delays = Object.entries(killedAt).map(([path, at]) => {
-      const shownAt = state.watch[path]?.shownAt;
+      const shownAt = watch[path]?.shownAt;
+      // When the hub recorded the restart: splits the delay into the hub's part and the way to the page.
+      const restarted = running
+        .events({ type: "restarted", device: path.split("/")[2]!, since: at - 1 })
+        .find((e) => e.path === path);
+      if (restarted) hubDelays.push(restarted.ts - at);
+      if (restarted && shownAt !== undefined) pageDelays.push(shownAt - restarted.ts);
       return shownAt === undefined ? Number.POSITIVE_INFINITY : shownAt - at;
     });
+    const median = (xs: number[]) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        50,
+      );
+    add("supervision_event", "hub_restarted_after_kill_p50", median(hubDelays), "ms");
+    add("supervision_event", "page_after_restarted_p50", median(pageDelays), "ms");
     const sortedDelays = [...delays].sort((a, b) => a - b);
     const delayP50 = percentile(sortedDelays, 50);
     const delayMax = sortedDelays[sortedDelays.length - 1]!;
@@ -395,11 +443,11 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
   }
   const table = [["bench", "metric", "value", "unit", "target", "met"]];
   for (const r of rows) {
-    const v = Number.isFinite(r.value)
-      ? Math.abs(r.value) >= 100
+    const v = !Number.isFinite(r.value)
+      ? "–"
+      : Number.isInteger(r.value) || Math.abs(r.value) >= 100
         ? r.value.toFixed(0)
-        : r.value.toFixed(1)
-      : "–";
+        : r.value.toFixed(1);
     table.push([
       r.bench,
       r.metric,

@@ -103,6 +103,17 @@ function mergeNode(
   return { ...root, children: copy };
 }
 
+/** Device id → position, per `deviceIds` array (which stays the same object while the fleet does). */
+const indexes = new WeakMap<string[], Map<string, number>>();
+function indexOf(ids: string[]): Map<string, number> {
+  let index = indexes.get(ids);
+  if (index === undefined) {
+    index = new Map(ids.map((id, i) => [id, i]));
+    indexes.set(ids, index);
+  }
+  return index;
+}
+
 /** The copy-on-write state of one batch of live messages (see {@link DashboardStore.flush}). */
 class Batch {
   readonly s: DashboardState;
@@ -146,7 +157,7 @@ class Batch {
   }
 
   private deviceIndex(id: string): number {
-    this.index ??= new Map(this.s.devices.map((d, i) => [d.id, i]));
+    this.index ??= indexOf(this.s.deviceIds);
     return this.index.get(id) ?? -1;
   }
 
@@ -158,8 +169,8 @@ class Batch {
     }
     if (i < 0) {
       this.s.devices.push(device);
-      this.index?.set(device.id, this.s.devices.length - 1);
       this.syncIds();
+      this.index = undefined;
     } else this.s.devices[i] = device;
     this.ownedDevices.delete(device.id);
   }
