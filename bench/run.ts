@@ -2,7 +2,8 @@
  * `npm run bench -- <suite> [--json] [--vs-beam]`: runs a benchmark suite and prints a readable table, or with
  * `--json` one JSON object per line: {"suite","bench","metric","value","unit"}.
  *
- * Suites: runtime (the actor runtime against the Erlang/OTP and nact anchors), boards (the emulated Arduino).
+ * Suites: runtime (the actor runtime against the Erlang/OTP and nact anchors), boards (the emulated Arduino),
+ * fleet (MQTT devices through the hub against bare aedes and mosquitto).
  * `--vs-beam` also runs ../shared/anchors/erl on this machine (+S 1) in the same run and prints ratios.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -307,7 +308,14 @@ switch (suite) {
     await mod.run({ json });
     break;
   }
+  case "fleet": {
+    const mod = (await import(join(root, "bench", "fleet.ts"))) as {
+      run(options: { json: boolean }): Promise<void>;
+    };
+    await mod.run({ json });
+    break;
+  }
   default:
-    console.error(`bench: unknown or not yet built suite "${suite}" (available: runtime, boards)`);
+    console.error(`bench: unknown or not yet built suite "${suite}" (available: runtime, boards, fleet)`);
     process.exit(2);
 }

@@ -127,6 +127,12 @@ export class LoadDevice {
     this.paused = true;
   }
 
+  /** Takes readings again (and, in flood mode, starts publishing). */
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
+
   /** Takes one reading now and publishes it when the window allows. */
   takeReading(): void {
     if (this.stopped || this.paused) return;

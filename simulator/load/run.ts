@@ -36,6 +36,11 @@ export interface LoadRunOptions {
   /** Connections opened at once; default 200. */
   connectConcurrency?: number;
   keepaliveS?: number;
+  /**
+   * Take no readings until every device's first connection attempt is answered (a benchmark's steady state);
+   * by default readings start at once, like boards powering on, and a device not yet connected buffers them.
+   */
+  holdUntilConnected?: boolean;
   /** Called with a device id and what went wrong (refused login, lost session). */
   onProblem?: (id: string, what: string) => void;
 }
@@ -50,6 +55,7 @@ export class LoadRun {
   private readonly heartbeatMs: number;
   private readonly concurrency: number;
   private readonly flood: boolean;
+  private readonly hold: boolean;
   private beat: NodeJS.Timeout | null = null;
   private stopping = false;
   private t0 = 0;
@@ -61,6 +67,7 @@ export class LoadRun {
     const url = new URL(options.broker);
     if (url.protocol !== "mqtt:") throw new Error(`load devices speak plain mqtt:// (got ${options.broker})`);
     this.flood = options.rate === "max";
+    this.hold = options.holdUntilConnected ?? false;
     if (!this.flood && !((options.rate as number) > 0)) throw new RangeError("rate must be > 0 readings/s");
     this.periodMs = this.flood ? 0 : 1000 / (options.rate as number);
     this.heartbeatMs = options.heartbeatMs ?? 5000;
@@ -87,10 +94,14 @@ export class LoadRun {
    * or failed; failures keep retrying in the background). `onProgress` is called as connections are answered.
    */
   async start(onProgress?: (stats: LoadStats, answered: number) => void): Promise<void> {
+    const go = () => {
+      this.t0 = Date.now();
+      this.lastKeepalive = this.t0;
+      this.beat = setInterval(() => this.onBeat(), BEAT_MS);
+    };
     // Readings start now, like boards powering on: a device not yet connected buffers them until it is.
-    this.t0 = Date.now();
-    this.lastKeepalive = this.t0;
-    this.beat = setInterval(() => this.onBeat(), BEAT_MS);
+    if (this.hold) for (const d of this.devices) d.pause();
+    else go();
     let next = 0;
     let answered = 0;
     const worker = async () => {
@@ -103,6 +114,10 @@ export class LoadRun {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, this.devices.length) }, worker));
+    if (this.hold && !this.stopping) {
+      go();
+      for (const d of this.devices) d.resume();
+    }
   }
 
   /** Resolves once `count` devices (default all) are connected, or rejects after `timeoutMs`. */
