@@ -277,11 +277,11 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
       ...settings,
       topicPrefix: hub.prefix,
       onTelemetry,
+      onMessage: (p) => route(p.topic, p.payload),
+      onClose: (err) => self.deliver({ t: "link-closed", err }),
       logger: hub.log,
     });
     handle.externalUrl = link.url;
-    link.on("publish", (p) => route(p.topic, p.payload));
-    link.on("close", (err) => self.deliver({ t: "link-closed", err }));
     return {
       url: link.url,
       external: true,

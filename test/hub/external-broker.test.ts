@@ -10,10 +10,13 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { generateToken, hashToken } from "../../hub/config.ts";
+import { FleetConfigSchema, generateToken, hashToken } from "../../hub/config.ts";
+import { startHub as startInProcess } from "../../hub/hub.ts";
 import { type HubProcess, killAllHubs, sleep, startHubProcess, until } from "./hub-process.ts";
 
 const MOSQUITTO = "/usr/sbin/mosquitto";
@@ -303,4 +306,93 @@ describe.skipIf(!haveMosquitto)("ganglion start --broker (external mosquitto)", 
     expect(res.status).toBe(200);
     expect(await retainedState()).toMatchObject({ value: 500, unit: "°C" });
   }, 60_000);
+});
+
+describe("ganglion start with a broker that is not there", () => {
+  it("exits 2 with one line naming the broker and what to check (hub.mqtt.broker in the fleet file)", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "ganglion-nobroker-"));
+    try {
+      const port = await freePort(); // closed again: nothing listens there
+      const file = join(tmp, "fleet.yaml");
+      writeFileSync(file, stringify({ hub: { mqtt: { broker: `mqtt://127.0.0.1:${port}` } } }));
+      const child = startHubProcess(["--config", file, "--data-dir", join(tmp, "data"), "--http-port", "0"]);
+      expect(await child.exited).toBe(2);
+      const plain = child
+        .stderr()
+        .trim()
+        .split("\n")
+        .filter((l) => !l.startsWith("{"));
+      expect(plain).toHaveLength(1);
+      expect(plain[0]).toContain(`cannot connect to the mqtt broker mqtt://127.0.0.1:${port}`);
+      expect(plain[0]).toContain("--broker");
+      expect(child.stdout()).not.toContain("listening");
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe("external mode: the hub's PUBACK to the broker", () => {
+  it("goes out only once the reading is in the history, for every reading of a burst", async () => {
+    // A bare aedes plays the external broker here: its 'ack' event shows the moment the hub acknowledges.
+    const aedes = await Aedes.createBroker();
+    const server = createServer(aedes.handle);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const tmp = mkdtempSync(join(tmpdir(), "ganglion-ack-"));
+    const config = FleetConfigSchema.parse({
+      devices: [
+        {
+          id: "ack-1",
+          board: "raspberry-pi",
+          link: { type: "mqtt", tokenHash: await hashToken(generateToken(), { N: 1024 }) },
+          sensors: [{ id: "temp", kind: "thermometer", staleMs: 60_000 }],
+        },
+      ],
+    });
+    const hub = await startInProcess({
+      config,
+      httpPort: 0,
+      dataDir: tmp,
+      logger: pino({ level: "silent" }),
+      broker: { url, clientId: "hub-under-test" },
+    });
+    const device = await mqtt.connectAsync(url, { clientId: "ack-1", reconnectPeriod: 0 });
+    try {
+      const early: number[] = [];
+      const acked: number[] = [];
+      aedes.on("ack", (packet, client) => {
+        if (client.id !== "hub-under-test" || !("topic" in packet) || !packet.topic.includes("/telemetry/"))
+          return;
+        const { seq } = JSON.parse(packet.payload.toString()) as { seq: number };
+        const stored = hub.telemetry({ device: "ack-1", sensor: "temp", limit: 10_000 });
+        if (!stored.some((r) => r.seq === seq)) early.push(seq);
+        acked.push(seq);
+      });
+      const N = 200;
+      await Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          device.publishAsync(
+            "ganglion/ack-1/telemetry/temp",
+            JSON.stringify({ value: i, ts: Date.now(), seq: i }),
+            {
+              qos: 1,
+            },
+          ),
+        ),
+      );
+      await until(() => acked.length === N, 10_000, "the hub to acknowledge every reading");
+      expect(early).toEqual([]);
+      // Acknowledged in the order they were delivered (MQTT-4.6.0-2): the device's publish order here.
+      expect(acked).toEqual(Array.from({ length: N }, (_, i) => i));
+      // Readings arriving together share a commit instead of one fsync each.
+      expect(hub.context.store.stats.commits).toBeLessThan(N);
+    } finally {
+      device.end(true);
+      await hub.stop();
+      await new Promise<void>((r) => aedes.close(() => r()));
+      server.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
