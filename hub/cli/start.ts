@@ -112,7 +112,7 @@ export function registerStart(program: Command): void {
     .option(
       "--broker <url>",
       "use this MQTT broker (mqtt://HOST:PORT) instead of the embedded one; it then does device logins and ACLs, " +
-        "and --mqtt-host/--mqtt-port/--tls-* do not apply (env GANGLION_BROKER; fleet file hub.mqtt.broker)",
+        "and --mqtt-host/--mqtt-port and the fleet file's tls do not apply (env GANGLION_BROKER; fleet file hub.mqtt.broker)",
       parseBrokerUrl,
       // Checked in runStart: a bad environment must not break the other commands.
       process.env.GANGLION_BROKER === "" ? undefined : process.env.GANGLION_BROKER,
@@ -124,7 +124,7 @@ export function registerStart(program: Command): void {
     )
     .option(
       "--broker-password <secret>",
-      "the hub's password on the --broker (env GANGLION_BROKER_PASSWORD; or in the URL)",
+      "the hub's password on the --broker (prefer env GANGLION_BROKER_PASSWORD: other users can read a command line)",
       process.env.GANGLION_BROKER_PASSWORD,
     )
     .option(
