@@ -112,6 +112,8 @@ export class AvrBoard {
   private readonly floating = new Set<number>();
   /** The voltage the ADC's sample-and-hold capacitor kept from the last conversion. */
   private heldVolts = 0;
+  /** State of the generator behind a floating input's coupled noise. */
+  private pickup = 0x2545f491;
   /** Levels driven onto input pins from outside, by port letter: [mask, values]. */
   private readonly inputs = new Map<string, { mask: number; values: number }>();
   private readonly rxQueue: RxQueue = { bytes: [], notBefore: [] };
@@ -259,13 +261,17 @@ export class AvrBoard {
   /**
    * What a real ATmega's ADC reads on a floating input: the high-impedance pin cannot charge the sample-and-hold
    * capacitor, so a conversion keeps part of the charge the previous conversion (another channel) left on it, and
-   * the loose wire picks up mains hum big enough to hit the input's clamp diodes. Sampled at arbitrary moments, the
-   * 50 Hz hum aliases into readings that jump between the rails. A function of emulated time: deterministic.
+   * the loose wire picks up mains hum big enough to hit the input's clamp diodes, plus whatever else couples in.
+   * The grid is never exactly 50 Hz, so fixed-interval samples do not lock onto one phase. Readings jump between
+   * the rails. Deterministic: a function of emulated time and a per-board generator.
    */
   private floatingVolts(): number {
     const t = this.cycles / this.spec.frequencyHz;
-    const hum = 2.5 + 3.5 * Math.sin(2 * Math.PI * 50 * t);
-    return Math.min(5, Math.max(0, hum + 0.3 * (this.heldVolts - 2.5)));
+    const hz = 50 + 0.05 * Math.sin(2 * Math.PI * 0.1 * t);
+    const hum = 2.5 + 3.5 * Math.sin(2 * Math.PI * hz * t);
+    this.pickup = (Math.imul(this.pickup, 1664525) + 1013904223) >>> 0;
+    const coupled = (this.pickup / 2 ** 32 - 0.5) * 3;
+    return Math.min(5, Math.max(0, hum + coupled + 0.3 * (this.heldVolts - 2.5)));
   }
 
   /** Drives an input pin high or low from outside (a button, a sensor); `null` releases it. */

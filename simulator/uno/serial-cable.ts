@@ -41,6 +41,7 @@ export class SerialCable extends Duplex {
     super({ allowHalfOpen: false });
     this.baudRate = baudRate;
     board.on("data", (chunk: Buffer) => {
+      if (this.destroyed) return; // the hub closed the port; the board keeps talking to nobody
       if (this.slow === null) this.push(chunk);
       else this.held.push(chunk);
     });

@@ -124,7 +124,10 @@ export async function startVirtualUno(options: VirtualUnoOptions): Promise<Virtu
     for (const input of options.inputs) {
       if (input.kind === "button") {
         // Released, the pin reads high (the firmware's pull-up); pressed, the button grounds it.
-        board.setDigitalInput(input.pin, !input.model.value);
+        const level = input.model.value ? 0 : 1;
+        if (applied.get(input.sensor) === level) continue;
+        applied.set(input.sensor, level);
+        board.setDigitalInput(input.pin, level === 1);
         continue;
       }
       const fault = analogFaults.get(input.sensor);
