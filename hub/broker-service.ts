@@ -79,6 +79,9 @@ export interface BrokerServiceOptions {
 /** Restarts of a lost external link: quick at first (a broker restart), then every 10 s at most. */
 export const EXTERNAL_BROKER_BACKOFF = { minMs: 200, maxMs: 10_000, jitter: 0.2, resetAfterMs: 30_000 };
 
+/** How long a device's status waits for its link to start (see `pendingStatus` in {@link brokerChild}). */
+const PENDING_STATUS_MS = 30_000;
+
 /** The hub's MQTT bus over whichever broker instance is running. */
 export function busOver(handle: BrokerHandle): HubContext["bus"] {
   return {
@@ -239,13 +242,46 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
     hub.names.whereis(partName(m.device, m.sensor))?.proc?.deliver({ t: "reading", ...reading });
   };
 
+  /**
+   * A status whose device link was not running yet, kept until it is (or for {@link PENDING_STATUS_MS}): the
+   * broker starts before the fleet, and an external broker hands over devices' retained `status` as soon as the
+   * hub subscribes — without this, a device that stays connected across a hub restart would look offline until
+   * its next heartbeat.
+   */
+  const pendingStatus = new Map<string, { payload: string; since: number }>();
+  let flushScheduled = false;
+  const scheduleFlush = () => {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    getClock().setTimeout(flushPending, 100);
+  };
+  const flushPending = () => {
+    flushScheduled = false;
+    const now = getClock().now();
+    for (const [device, pending] of pendingStatus) {
+      const link = hub.names.whereis(linkName(device));
+      if (link !== undefined) link.proc?.deliver({ t: "status", payload: pending.payload });
+      if (link !== undefined || now - pending.since > PENDING_STATUS_MS || !hub.state.has(device))
+        pendingStatus.delete(device);
+    }
+    if (pendingStatus.size > 0) scheduleFlush();
+  };
+
   /** Hands a device's status, heartbeat or reply to its link or board actor. */
   const route = (topic: string, payload: Buffer) => {
     if (!topic.startsWith(`${hub.prefix}/`)) return;
     const [device, kind] = topic.slice(hub.prefix.length + 1).split("/");
     if (device === undefined || device === "") return;
     if (kind === "status" || kind === "heartbeat") {
-      hub.names.whereis(linkName(device))?.proc?.deliver({ t: kind, payload: payload.toString("utf8") });
+      const link = hub.names.whereis(linkName(device));
+      if (kind === "status") {
+        pendingStatus.delete(device);
+        if (link === undefined && hub.state.has(device)) {
+          pendingStatus.set(device, { payload: payload.toString("utf8"), since: getClock().now() });
+          scheduleFlush();
+        }
+      }
+      link?.proc?.deliver({ t: kind, payload: payload.toString("utf8") });
     } else if (kind === "reply") {
       hub.names.whereis(boardName(device))?.proc?.deliver({ t: "reply", payload: payload.toString("utf8") });
     }

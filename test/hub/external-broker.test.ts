@@ -275,6 +275,12 @@ describe.skipIf(!haveMosquitto)("ganglion start --broker (external mosquitto)", 
     await firstBurst;
     await burst(200); // while the hub is dead
     await startHubAndWait();
+    // The device stayed connected to mosquitto and says nothing new: its retained status tells the new hub.
+    await until(
+      async () => (await deviceView()).status === "online",
+      10_000,
+      "online from the retained status",
+    );
     await until(
       async () => {
         const stored = new Set((await history()).map((r) => r.seq));
