@@ -313,6 +313,17 @@ const ROUTES: Route[] = [
     handler: async ({ view, body }) => ({ status: 202, body: await view.injectFault(body) }),
   },
   {
+    method: "GET",
+    path: "/api/scenarios",
+    handler: ({ view }) => ({ status: 200, body: view.scenarios() }),
+  },
+  {
+    method: "POST",
+    path: "/api/scenarios/:name/run",
+    // 202: the run has started; its timeline arrives as `scenario` events.
+    handler: ({ view, params }) => ({ status: 202, body: view.runScenario(params.name ?? "") }),
+  },
+  {
     method: "DELETE",
     path: "/api/faults/:id",
     handler: async (ctx) => {

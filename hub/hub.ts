@@ -49,7 +49,14 @@ import {
   type StoredReading,
   type TelemetryQuery,
 } from "./store.ts";
-import { type CommandRequest, type DeviceView, HubApiError, type HubView, type LiveUpdate } from "./view.ts";
+import {
+  type CommandRequest,
+  type DeviceView,
+  HubApiError,
+  type HubView,
+  type LiveUpdate,
+  type ScenarioControl,
+} from "./view.ts";
 
 /** Options for {@link startHub}; anything left out comes from `config.hub`. */
 export interface HubOptions {
@@ -77,6 +84,11 @@ export interface HubOptions {
   serialOpener?: SerialOpener;
   /** Physical faults of simulated boards, for `/api/faults` (without it only hub-side faults can be injected). */
   physicalFaults?: PhysicalFaults;
+  /**
+   * The scenarios `/api/scenarios` runs, built once the hub runs (they drive it through its own view); the
+   * simulator passes its shipped ones. Without it the hub lists none.
+   */
+  scenarios?: (hub: RunningHub) => ScenarioControl;
 }
 
 /** A running hub. */
@@ -241,6 +253,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     return fleet;
   };
 
+  let scenarioControl: ScenarioControl | undefined;
   const running: RunningHub = {
     get pid() {
       return rootPid();
@@ -338,6 +351,17 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       hub.emit({ type: "offline", path: `hub/fleet/${id}`, ts: getClock().now(), reason: "removed" });
     },
     faults: () => faults.list(),
+    scenarios: () => scenarioControl?.list() ?? [],
+    runScenario(name: string) {
+      if (scenarioControl === undefined) {
+        throw new HubApiError(
+          404,
+          "unknown-scenario",
+          `no scenario "${name}": scenarios run against the simulated fleet (ganglion start --simulate)`,
+        );
+      }
+      return scenarioControl.start(name);
+    },
     injectFault: (request: unknown) => faults.inject(request),
     clearFault: (id: string) => faults.clear(id),
     subscribe: (listener: (update: LiveUpdate) => void) => state.subscribe(listener),
@@ -362,6 +386,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     store.close();
     throw err;
   }
+  scenarioControl = options.scenarios?.(running);
   return running;
 }
 

@@ -8,6 +8,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import pino, { type Logger } from "pino";
 import { demoFleet } from "../simulator/demo.ts";
+import { shippedScenarios } from "../simulator/scenarios/index.ts";
+import { scenarioService } from "../simulator/scenarios/service.ts";
 import { isLoopbackHost, PortInUseError } from "./api.ts";
 import { ExternalBrokerError, type ExternalBrokerSettings } from "./broker/external.ts";
 import { MqttPortInUseError } from "./broker.ts";
@@ -98,6 +100,8 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
         seed: options.seed ?? (Number(process.env.GANGLION_SEED) || 42),
       })
     : undefined;
+  // The shipped scenarios name the demo's boards, so the API offers them in simulator mode only.
+  const shipped = demo === undefined ? [] : await shippedScenarios();
   if (demo !== undefined) {
     const taken = new Set(config.devices.map((d) => d.id));
     for (const device of demo.devices) if (!taken.has(device.id)) config.devices.push(device);
@@ -120,7 +124,14 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
       ...(apiToken === undefined ? {} : { apiToken }),
       ...(dashboardBuilt ? { staticDir } : {}),
       // The demo's emulated Unos are opened like real ports; any other serial board in fleet.yaml with serialport.
-      ...(demo === undefined ? {} : { serialOpener: demo.serialOpener, physicalFaults: demo.faults }),
+      ...(demo === undefined
+        ? {}
+        : {
+            serialOpener: demo.serialOpener,
+            physicalFaults: demo.faults,
+            scenarios: (running) =>
+              scenarioService({ hub: running, scenarios: shipped, emit: running.context.emit, log }),
+          }),
     });
   } catch (err) {
     await demo?.stop();

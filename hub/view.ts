@@ -58,6 +58,24 @@ export class HubApiError extends Error {
   }
 }
 
+/** A scenario as `GET /api/scenarios` lists it. */
+export interface ScenarioListing {
+  name: string;
+  description: string;
+  durationMs: number;
+  /** Whether it is running now. */
+  running: boolean;
+  /** The outcome of its last run on this hub, if any. */
+  last?: { ok: boolean; broken: string[]; finishedAt: number };
+}
+
+/** Runs scenarios for the API; the simulator provides it (simulator/scenarios/service.ts). */
+export interface ScenarioControl {
+  list(): ScenarioListing[];
+  /** 404 unknown name, 409 a run is going. */
+  start(name: string): { name: string; durationMs: number };
+}
+
 /** The hub as its faces see it. Methods that can fail for the caller's reasons throw {@link HubApiError}. */
 export interface HubView {
   /** Epoch ms when the hub started. */
@@ -85,6 +103,13 @@ export interface HubView {
   injectFault(request: unknown): Promise<FaultView>;
   /** Clears an active fault, running its undo (`DELETE /api/faults/:id`); 404 unknown id. */
   clearFault(id: string): Promise<void>;
+  /** Scenarios this hub can run (`GET /api/scenarios`): the shipped ones in simulator mode, else none. */
+  scenarios(): ScenarioListing[];
+  /**
+   * Starts a scenario and returns at once (`POST /api/scenarios/:name/run`, 202); its progress arrives as
+   * `scenario` events. 404 unknown name (or no simulated fleet), 409 one already running.
+   */
+  runScenario(name: string): { name: string; durationMs: number };
   /** Live updates for `/api/live`; returns the function that unsubscribes. */
   subscribe(listener: (update: LiveUpdate) => void): () => void;
 }

@@ -5,26 +5,12 @@
  */
 import type { Logger } from "pino";
 import type { HubEvent } from "../../hub/store.ts";
-import { HubApiError } from "../../hub/view.ts";
+import { HubApiError, type ScenarioControl, type ScenarioListing } from "../../hub/view.ts";
 import { runScenario, type ScenarioHub, type ScenarioOutcome } from "./runner.ts";
 import type { Scenario } from "./schema.ts";
 
-/** A shipped scenario as the API lists it. */
-export interface ScenarioListing {
-  name: string;
-  description: string;
-  durationMs: number;
-  /** Whether it is running now. */
-  running: boolean;
-  /** The outcome of its last run on this hub, if any. */
-  last?: { ok: boolean; broken: string[]; finishedAt: number };
-}
-
-/** The scenario service the API calls. */
-export interface ScenarioService {
-  list(): ScenarioListing[];
-  /** Starts a run and returns at once; 404 unknown name, 409 when a run is already going. */
-  start(name: string): { name: string; durationMs: number };
+/** The scenario service the API calls (through the hub's {@link ScenarioControl}). */
+export interface ScenarioService extends ScenarioControl {
   /** Resolves when the current run (if any) ends. */
   idle(): Promise<void>;
 }

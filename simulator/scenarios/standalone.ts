@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino, { type Logger } from "pino";
 import { FleetConfigSchema } from "../../hub/config.ts";
-import { startHub } from "../../hub/hub.ts";
+import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { demoFleet } from "../demo.ts";
 import { runScenario, type ScenarioOutcome, type TimelineLine } from "./runner.ts";
 import type { Scenario } from "./schema.ts";
@@ -38,10 +38,11 @@ export async function runScenarioOnDemo(
     logger,
     ...(options.seed === undefined ? {} : { seed: options.seed }),
   });
+  let hub: RunningHub | undefined;
   try {
     const config = FleetConfigSchema.parse({});
     config.devices.push(...demo.devices);
-    const hub = await startHub({
+    hub = await startHub({
       config,
       dataDir,
       httpPort: 0,
@@ -50,14 +51,12 @@ export async function runScenarioOnDemo(
       serialOpener: demo.serialOpener,
       physicalFaults: demo.faults,
     });
-    try {
-      await demo.start(hub.mqttUrl);
-      return await runScenario(hub, scenario, options.onLine ? { onLine: options.onLine } : {});
-    } finally {
-      await hub.stop();
-    }
+    await demo.start(hub.mqttUrl);
+    return await runScenario(hub, scenario, options.onLine ? { onLine: options.onLine } : {});
   } finally {
+    // Boards first, as a user would unplug them before stopping the hub.
     await demo.stop();
+    await hub?.stop();
     rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -190,7 +190,18 @@ export class Agent extends EventEmitter<AgentEvents> {
           });
         });
       }
-      await new Promise<void>((resolve) => client.end(!(clean && this.isOnline), {}, () => resolve()));
+      // A clean end waits for every QoS 1 message in flight to be acknowledged, forever if the broker is gone:
+      // bound it, then drop the socket. Nothing is lost: unacknowledged readings stay in the on-disk buffer.
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimeout(() => {
+          client.stream?.destroy();
+          resolve();
+        }, 2000);
+        client.end(!(clean && this.isOnline), {}, () => {
+          this.clock.clearTimeout(timer);
+          resolve();
+        });
+      });
     }
     this.isOnline = false;
     this.queue?.close();
