@@ -304,9 +304,10 @@ export async function demoFleet(options: DemoOptions): Promise<DemoFleet> {
   const pis = new Map<string, VirtualPi>();
   const timers: NodeJS.Timeout[] = [];
   const fallback = options.fallbackOpener ?? serialportOpener();
+  // By id and port: a real board of the user's fleet.yaml that happens to share a demo id keeps its real port.
   const serialOpener: SerialOpener = (link, device) => {
     const uno = unos.get(device);
-    return uno === undefined ? fallback(link, device) : uno.open();
+    return uno !== undefined && link.path === uno.path ? uno.open() : fallback(link, device);
   };
 
   const fleet: DemoFleet = {
