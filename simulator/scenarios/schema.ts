@@ -27,15 +27,16 @@ import { z } from "zod";
 import { FleetConfigError, formatIssue, issuesFromZod } from "../../hub/config/errors.ts";
 import { parseFleetDocument } from "../../hub/config/parse.ts";
 import { FAULT_KINDS, type FaultKind } from "../../hub/faults/contract.ts";
-
-const UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+import { parseDuration as parseFaultDuration } from "../../hub/faults/duration.ts";
 
 /** Parses `500ms`, `1.5s`, `2m`, `1h` (or a number of ms) into milliseconds; undefined if it is not one. */
 export function parseDuration(text: string | number): number | undefined {
   if (typeof text === "number") return Number.isFinite(text) && text >= 0 ? text : undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(text);
-  if (!m) return undefined;
-  return Math.round(Number(m[1]) * (UNITS[m[2] as string] as number));
+  try {
+    return parseFaultDuration(text);
+  } catch {
+    return undefined;
+  }
 }
 
 const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
