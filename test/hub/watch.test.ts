@@ -56,7 +56,8 @@ describe.skipIf(!scriptAvailable)("ganglion watch in a terminal", () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "ganglion-watch-"));
     const silent = pino({ level: "silent" });
-    demo = await demoFleet({ dir: join(work, "sim"), logger: silent });
+    // The Pis are enough to watch a restart; the emulated Unos would only add CPU.
+    demo = await demoFleet({ dir: join(work, "sim"), logger: silent, unos: false });
     const config = FleetConfigSchema.parse({});
     config.devices.push(...demo.devices);
     hub = await startHub({ config, dataDir: join(work, "data"), httpPort: 0, mqttPort: 0, logger: silent });
