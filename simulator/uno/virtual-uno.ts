@@ -58,6 +58,8 @@ export interface VirtualUnoOptions {
   device: string;
   /** Path to the firmware's Intel HEX (firmware/arduino/dist/ganglion-uno.hex). */
   hex: string;
+  /** Board kind or microcontroller (`uno`, `nano`, `mega`, `arduino-mega`, `atmega2560`, …); default `uno`. */
+  mcu?: string;
   inputs: UnoInput[];
   /** Model tick (ms of wall time per model step); default 250. */
   tickMs?: number;
@@ -103,7 +105,7 @@ export async function startVirtualUno(options: VirtualUnoOptions): Promise<Virtu
   const path = options.path ?? `emulated:${device}`;
   const tickMs = options.tickMs ?? 250;
   const log = options.logger?.child({ device, port: path });
-  const board = await startEmulatedBoard({ mcu: "uno", hex: options.hex });
+  const board = await startEmulatedBoard({ mcu: options.mcu ?? "uno", hex: options.hex });
   const analogFaults = new Map<string, AnalogFault>();
   /** The voltage last put on each analog sensor's pin (`null`: floating). */
   const applied = new Map<string, number | null>();
