@@ -1,0 +1,298 @@
+/**
+ * `ganglion simulate --config fleet.yaml --tokens tokens.txt` (simulator/fleet-sim.ts): a user's own fleet file as
+ * virtual boards against a real hub in the same test process — an emulated Uno on a pty the hub opens with
+ * serialport, and a virtual Pi whose agent logs in to the hub's broker with the token from the tokens file. Physical
+ * faults go through the simulation's own /api/faults and show in the hub's view.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serialportOpener } from "../../devices/links/serial-link.ts";
+import { FleetConfigError, generateToken, hashToken, loadFleetConfig } from "../../hub/config.ts";
+import type { SerialOpener } from "../../hub/context.ts";
+import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { describeSimulation } from "../../simulator/fleet-sim/cli.ts";
+import { piAgentParts } from "../../simulator/fleet-sim/pi-config.ts";
+import { FIRMWARE_HEX } from "../../simulator/fleet-sim/uno-board.ts";
+import {
+  type FleetSimulation,
+  MissingTokenError,
+  runFleetSimulationCli,
+  startFleetSimulation,
+} from "../../simulator/fleet-sim.ts";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+async function until<T>(
+  check: () => T | undefined | null | false,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+const haveHex = existsSync(FIRMWARE_HEX["arduino-uno"]);
+const haveSocat = existsSync("/usr/bin/socat");
+if (!haveHex || !haveSocat)
+  console.error(
+    "SKIPPING the Uno parts of fleet-sim.test.ts: no firmware hex (make -C firmware/arduino) or no socat",
+  );
+
+const fleetYaml = (piHash: string) => `# a user's fleet
+hub:
+  heartbeatMs: 1000
+devices:
+  - id: bench-uno
+    board: uno
+    link: { type: serial, path: /dev/ttyACM0 }
+    sensors:
+      - { id: temp, kind: thermometer, pin: A0, periodMs: 500, range: [-10, 60], maxRatePerS: 5 }
+      - { id: button, kind: button, pin: 2, periodMs: 500 }
+    actuators:
+      - { id: led, kind: led, pin: 13 }
+  - id: tank-pi
+    board: raspberry-pi
+    link: { type: mqtt, tokenHash: "${piHash}" }
+    sensors:
+      - { id: water, kind: thermometer, address: 28-0000075c2f2a, periodMs: 1000, range: [-10, 60] }
+    actuators:
+      - { id: pump, kind: relay, pin: 22 }
+`;
+
+const logger = pino({ level: process.env.GANGLION_TEST_LOG ?? "silent" });
+let work: string;
+let fleetFile: string;
+let tokensFile: string;
+let hub: RunningHub | undefined;
+let sim: FleetSimulation | undefined;
+
+const api = async (method: string, path: string, body?: unknown) => {
+  const res = await fetch(`${sim?.apiUrl}${path}`, {
+    method,
+    ...(body === undefined
+      ? {}
+      : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+};
+const status = (device: string) => hub?.device(device)?.status;
+const readings = (device: string, sensor: string) => hub?.telemetry({ device, sensor }) ?? [];
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), "ganglion-fleet-sim-"));
+  const token = generateToken();
+  fleetFile = join(work, "fleet.yaml");
+  tokensFile = join(work, "tokens.txt");
+  writeFileSync(fleetFile, fleetYaml(await hashToken(token)));
+  writeFileSync(tokensFile, `# clear tokens\ntank-pi=${token}\n`);
+  const config = await loadFleetConfig(fleetFile);
+  if (!haveHex || !haveSocat) config.devices = config.devices.filter((d) => d.link.type === "mqtt");
+  // The hub opens the Uno the way it opens a real board: serialport on the path the simulation printed. Until the
+  // simulation runs the port is absent, and the hub retries as it would for an unplugged board.
+  const open = serialportOpener();
+  const serialOpener: SerialOpener = async (link, device) => {
+    const board = sim?.boards.find((b) => b.device === device);
+    if (board?.kind !== "serial") throw new Error(`serial port ${link.path} not found: plug ${device} in`);
+    return open({ ...link, path: board.linkPath }, device);
+  };
+  hub = await startHub({
+    config,
+    dataDir: join(work, "data"),
+    httpPort: 0,
+    mqttPort: 0,
+    logger,
+    serialOpener,
+  });
+  const { parseTokensFile } = await import("../../hub/config.ts");
+  sim = await startFleetSimulation({
+    config,
+    tokens: parseTokensFile(`tank-pi=${token}\n`),
+    broker: hub.mqttUrl,
+    dir: join(work, "sim"),
+    seed: 7,
+    logger,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await sim?.stop();
+  await hub?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+}, 30_000);
+
+describe("a user's fleet as virtual boards against a real hub", () => {
+  it("maps a Pi's parts to the agent's hardware and skips what it cannot read", () => {
+    const parts = piAgentParts({
+      id: "p",
+      board: "raspberry-pi",
+      link: { type: "mqtt", tokenHash: "x" },
+      sensors: [
+        { id: "t", kind: "thermometer", periodMs: 1000 },
+        { id: "h", kind: "humidity", address: "iio:bme280", periodMs: 1000 },
+        { id: "l", kind: "light", periodMs: 1000 },
+        { id: "b", kind: "button", pin: 17, periodMs: 1000 },
+      ],
+      actuators: [
+        { id: "r", kind: "relay", pin: 22 },
+        { id: "s", kind: "servo", pin: 18 },
+      ],
+    });
+    expect(parts.sensors.map((s) => s.kind)).toEqual(["ds18b20", "iio", "gpio-input"]);
+    expect(parts.sensors[0]).toMatchObject({ address: expect.stringMatching(/^28-[0-9a-f]{12}$/) });
+    expect(parts.sensors[1]).toMatchObject({ device: "bme280", channel: "humidityrelative" });
+    expect(parts.sensors[2]).toMatchObject({ gpio: 17, activeLow: true });
+    expect(parts.outputs).toEqual([{ id: "r", kind: "relay", gpio: 22 }]);
+    expect(parts.skipped.map((s) => s.part)).toEqual(["l", "s"]);
+  });
+
+  it("the Pi logs in with its token and its DS18B20's readings reach the hub", async () => {
+    await until(() => status("tank-pi") === "online", 20_000, "tank-pi online");
+    const rows = await until(
+      () => {
+        const r = readings("tank-pi", "water");
+        return r.length >= 2 ? r : undefined;
+      },
+      15_000,
+      "tank-pi/water readings",
+    );
+    for (const row of rows) {
+      expect(typeof row.value).toBe("number");
+      expect(row.value as number).toBeGreaterThan(-10);
+      expect(row.value as number).toBeLessThan(60);
+    }
+  }, 40_000);
+
+  it.skipIf(!haveHex || !haveSocat)(
+    "the Uno is on a pty the hub opens with serialport, and its thermometer reads the model",
+    async () => {
+      const lines = describeSimulation(sim as FleetSimulation);
+      expect(lines.find((l) => l.includes("bench-uno"))).toMatch(
+        /^ganglion: bench-uno on \/dev\/pts\/\d+ .*set link\.path/,
+      );
+      await until(() => status("bench-uno") === "online", 30_000, "bench-uno online");
+      const rows = await until(
+        () => {
+          const r = readings("bench-uno", "temp");
+          return r.length >= 3 ? r : undefined;
+        },
+        15_000,
+        "bench-uno/temp readings",
+      );
+      // The model's room temperature, read through the emulated LM35 and ADC.
+      for (const row of rows) {
+        expect(row.value as number).toBeGreaterThan(12);
+        expect(row.value as number).toBeLessThan(30);
+      }
+    },
+    50_000,
+  );
+
+  it.skipIf(!haveHex || !haveSocat)(
+    "disconnect on the Uno through the simulation's /api/faults: the hub loses the port, and gets it back on DELETE",
+    async () => {
+      await until(() => status("bench-uno") === "online", 30_000, "bench-uno online");
+      const posted = await api("POST", "/api/faults", { kind: "disconnect", device: "bench-uno" });
+      expect(posted.status).toBe(202);
+      expect(posted.body).toMatchObject({ kind: "disconnect", device: "bench-uno", id: expect.any(String) });
+      expect((await api("GET", "/api/faults")).body).toEqual([posted.body]);
+      const board = sim?.boards.find((b) => b.device === "bench-uno");
+      await until(() => board?.kind === "serial" && board.ptyPath === undefined, 5000, "the pty gone");
+      await until(() => status("bench-uno") !== "online", 15_000, "bench-uno offline");
+      expect(hub?.device("bench-uno")?.reason ?? "").not.toBe("");
+      const cleared = await api("DELETE", `/api/faults/${posted.body.id}`);
+      expect(cleared.status).toBe(204);
+      expect((await api("GET", "/api/faults")).body).toEqual([]);
+      await until(() => status("bench-uno") === "online", 40_000, "bench-uno back online");
+    },
+    90_000,
+  );
+
+  it("partition on the Pi: offline (its last will), then online again once cleared", async () => {
+    await until(() => status("tank-pi") === "online", 20_000, "tank-pi online");
+    const posted = await api("POST", "/api/faults", { kind: "partition", device: "tank-pi" });
+    expect(posted.status).toBe(202);
+    await until(() => status("tank-pi") === "offline", 15_000, "tank-pi offline");
+    expect((await api("DELETE", `/api/faults/${posted.body.id}`)).status).toBe(204);
+    await until(() => status("tank-pi") === "online", 20_000, "tank-pi online again");
+  }, 60_000);
+
+  it("answers bad fault requests as the hub does", async () => {
+    const unknownKind = await api("POST", "/api/faults", { kind: "melt", device: "tank-pi" });
+    expect(unknownKind.status).toBe(400);
+    expect(unknownKind.body.error.code).toBe("bad-fault");
+    const unknownDevice = await api("POST", "/api/faults", { kind: "disconnect", device: "nope" });
+    expect(unknownDevice.status).toBe(404);
+    const serialPartition =
+      haveHex && haveSocat
+        ? await api("POST", "/api/faults", { kind: "garbage", device: "tank-pi" })
+        : undefined;
+    if (serialPartition) expect(serialPartition.status).toBe(400);
+    const hubSide = await api("POST", "/api/faults", { kind: "throws", device: "tank-pi", sensor: "water" });
+    expect(hubSide.status).toBe(400);
+    expect(hubSide.body.error.message).toMatch(/hub's \/api\/faults/);
+    expect((await api("DELETE", "/api/faults/f999")).status).toBe(404);
+    const notJson = await fetch(`${sim?.apiUrl}/api/faults`, { method: "POST", body: "x" });
+    expect(notJson.status).toBe(415);
+  });
+
+  it("a device missing from the tokens file is an error naming it and how to get a token", async () => {
+    const config = await loadFleetConfig(fleetFile);
+    const failed = startFleetSimulation({
+      config,
+      tokens: new Map(),
+      tokensFile: "tokens.txt",
+      dir: join(work, "sim-missing"),
+      logger,
+    });
+    await expect(failed).rejects.toBeInstanceOf(MissingTokenError);
+    await expect(failed).rejects.toThrow(/tokens\.txt has no token for tank-pi.*ganglion device add tank-pi/);
+  });
+
+  it("the CLI refuses a bad fleet file with its line-numbered error", async () => {
+    const bad = join(work, "bad.yaml");
+    writeFileSync(bad, "devices:\n  - id: x\n    board: toaster\n    link: { type: serial, path: /dev/x }\n");
+    const run = runFleetSimulationCli({ config: bad, tokens: tokensFile, logger, print: () => undefined });
+    await expect(run).rejects.toBeInstanceOf(FleetConfigError);
+    await expect(run).rejects.toThrow(/bad\.yaml:3: devices\[0\]\.board: expected a board kind/);
+  });
+
+  it("the CLI prints each board and the fault API, runs until told to stop, and stops every board", async () => {
+    const lines: string[] = [];
+    let stop: (why: string) => void = () => undefined;
+    const stopped = new Promise<string>((resolve) => {
+      stop = resolve;
+    });
+    // A Pi of its own (the hub does not know it, so its logins are refused): the running tank-pi is left alone.
+    const token = generateToken();
+    const file = join(work, "cli-fleet.yaml");
+    writeFileSync(
+      file,
+      `devices:\n  - id: cli-pi\n    board: pi\n    link: { type: mqtt, tokenHash: "${await hashToken(token)}" }\n`,
+    );
+    const tokens = join(work, "cli-tokens.txt");
+    writeFileSync(tokens, `cli-pi=${token}\n`);
+    const run = runFleetSimulationCli({
+      config: file,
+      tokens,
+      broker: hub?.mqttUrl as string,
+      dir: join(work, "sim-cli"),
+      logger,
+      print: (l) => lines.push(l),
+      until: stopped,
+    });
+    await until(() => lines.some((l) => l.includes("/api/faults")), 20_000, "the CLI's lines");
+    expect(lines[0]).toMatch(/^ganglion: cli-pi \(Raspberry Pi\) → mqtt:\/\/127\.0\.0\.1:\d+$/);
+    expect(lines[1]).toMatch(/^ganglion: physical faults at http:\/\/127\.0\.0\.1:\d+\/api\/faults/);
+    stop("test done");
+    await run;
+    expect(lines.at(-1)).toBe("ganglion: stopped");
+  }, 40_000);
+});
