@@ -46,7 +46,18 @@ interface Broker {
   login?: { username: string; password: string };
   /** Topic filter the latency probe subscribes to. */
   probeFilter: string;
+  /** Resolves with a description when the broker process dies. */
+  died: Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Resolves when a child process exits (with how), so a phase can stop waiting for a broker that crashed. */
+function deathOf(child: ChildProcess): Promise<string> {
+  return new Promise((resolve) =>
+    child.once("exit", (code, signal) =>
+      resolve(signal ? `killed by ${signal}` : `exited with code ${code}`),
+    ),
+  );
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -137,6 +148,7 @@ async function serveChild(kind: "hub" | "aedes", options: Record<string, unknown
     pid: child.pid as number,
     ...(ready.login ? { login: ready.login as { username: string; password: string } } : {}),
     probeFilter: kind === "hub" ? "ganglion/+/state/#" : "ganglion/+/telemetry/#",
+    died: deathOf(child),
     stop: () => stopChild(child),
   };
 }
@@ -165,6 +177,7 @@ async function startMosquitto(dir: string): Promise<Broker> {
     url: `mqtt://127.0.0.1:${port}`,
     pid: child.pid as number,
     probeFilter: "ganglion/+/telemetry/#",
+    died: deathOf(child),
     stop: () => stopChild(child),
   };
 }
@@ -255,8 +268,12 @@ export async function run(options: { json: boolean }): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "ganglion-fleet-bench-"));
   const shmWork = mkdtempSync(join(SHM, "ganglion-fleet-bench-"));
   const metrics: Metric[] = [];
+  const failures: string[] = [];
   const put = (bench: string, metric: string, value: number, unit: string) => {
-    if (Number.isFinite(value)) metrics.push({ suite: "fleet", bench, metric, value, unit });
+    if (!Number.isFinite(value)) return;
+    metrics.push({ suite: "fleet", bench, metric, value, unit });
+    // As it is measured too, so a run cut short (a broker crash, Ctrl-C) still shows what it got.
+    progress(`  ${bench} ${metric} = ${fmt(value, unit)}`);
   };
   // One token for every bench device: generating 10k scrypt hashes measures nothing about a broker; the hub
   // still verifies each login (one scrypt at the load cost, N=1024) when the device connects.
@@ -312,11 +329,23 @@ export async function run(options: { json: boolean }): Promise<void> {
     body: (b: Broker) => Promise<void>,
   ) => {
     if (only !== undefined && !only.includes(name)) return;
-    const broker = await start();
+    let broker: Broker | undefined;
     try {
-      await body(broker);
+      broker = await start();
+      const b = broker;
+      let stopping = false;
+      const crashed = b.died.then((how) => {
+        if (!stopping)
+          throw new Error(`the ${b.kind} process died during the run (${how}); its stderr is above`);
+      });
+      await Promise.race([body(b), crashed]);
+      stopping = true;
+    } catch (err) {
+      // One broker failing (a crash is a result too) must not lose the others' figures.
+      failures.push(`${name}: ${(err as Error).message}`);
+      progress(`${name}: FAILED — ${(err as Error).message}`);
     } finally {
-      await broker.stop();
+      await broker?.stop();
     }
   };
 
@@ -371,6 +400,8 @@ export async function run(options: { json: boolean }): Promise<void> {
     // Counts (faults, devices connected) are in the table; the JSON lines keep to DESIGN.md's units.
     for (const m of metrics) if (m.unit !== "count") console.log(JSON.stringify(m));
   } else printTable(metrics, hasMosquitto);
+  for (const f of failures) console.error(`bench fleet: FAILED ${f}`);
+  if (failures.length > 0) process.exitCode = 1;
 }
 
 function get(metrics: Metric[], bench: string, metric: string): number | undefined {
@@ -467,8 +498,11 @@ async function serveAedes() {
   // holds many packets is parsed recursively (Client.nextBatch → parse → publish → nextBatch …) until the stack
   // overflows: "RangeError: Maximum call stack size exceeded" in aedes/lib/client.js nextBatch, seen here at 4k
   // msgs/s on a loaded host. The hub's broker never recurses that deep: its authorizePublish waits for the store.
+  // FLEET_BENCH_AEDES_CONCURRENCY: aedes's `concurrency` (default 100; 0 = no limit), to test what queues there.
+  const concurrency = process.env.FLEET_BENCH_AEDES_CONCURRENCY;
   const aedes = await Aedes.createBroker({
     authorizePublish: (_client, _packet, done) => queueMicrotask(() => done(null)),
+    ...(concurrency === undefined ? {} : { concurrency: Number(concurrency) }),
   });
   const server = createServer((socket) => {
     socket.setNoDelay(true);

@@ -93,6 +93,12 @@ export async function runPhase(spec: PhaseSpec, notify?: (m: ChildMessage) => vo
 }
 
 if (process.send !== undefined && process.argv[1]?.endsWith("child.ts")) {
+  // A broker that dies under load resets every socket at once: report it to the parent as this phase's failure.
+  process.on("uncaughtException", (err) => {
+    process.send?.({ t: "error", message: `load client: ${err.message}` } satisfies ChildMessage, () =>
+      process.exit(1),
+    );
+  });
   process.once("message", (spec: PhaseSpec) => {
     runPhase(spec, (m) => process.send?.(m)).then(
       (result) => process.send?.({ t: "result", result } satisfies ChildMessage, () => process.exit(0)),
