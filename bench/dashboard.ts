@@ -265,14 +265,27 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
       () => running.devices().filter((d) => d.status === "online").length === count,
       60_000,
     );
-    // Warm-up, and a look at whether the hub keeps up before the page adds its share.
-    const warm = monitorEventLoopDelay({ resolution: 10 });
-    warm.enable();
-    await new Promise((r) => setTimeout(r, 5000));
-    warm.disable();
+    // Warm-up: the start-up storm (1,000 logins, a few thousand events written) takes the hub a while to work
+    // off. The page is measured against a hub in steady state: 2 s windows until its event loop's median delay is
+    // under 20 ms (at most 120 s; a hub that never settles is reported as such, and measured anyway).
+    const online = Date.now();
+    let settled = false;
+    let lastP50 = Number.NaN;
+    while (Date.now() - online < 120_000) {
+      const h = monitorEventLoopDelay({ resolution: 10 });
+      h.enable();
+      await new Promise((r) => setTimeout(r, 2000));
+      h.disable();
+      lastP50 = h.percentile(50) / 1e6;
+      if (lastP50 < 20) {
+        settled = true;
+        break;
+      }
+    }
+    add("hub", "settle_after_online", Date.now() - online, "ms");
     log(
-      `  ${count} devices online ${Date.now() - t0} ms after start; hub event-loop delay in the 5 s warm-up ` +
-        `p50 ${(warm.percentile(50) / 1e6).toFixed(0)} ms, p99 ${(warm.percentile(99) / 1e6).toFixed(0)} ms`,
+      `  ${count} devices online ${online - t0} ms after start; hub ${settled ? "settled" : "NOT settled"} ` +
+        `${Date.now() - online} ms later (event-loop delay p50 ${lastP50.toFixed(0)} ms)`,
     );
 
     browser = await chromium.launchPersistentContext(join(work, "chromium-profile"), {
@@ -293,7 +306,20 @@ export async function run(options: { json: boolean; devices?: number; seconds?: 
     const page = browser.pages()[0] ?? (await browser.newPage());
     await page.addInitScript(INSTRUMENTS);
     await page.goto(running.httpUrl!);
-    await page.locator("[data-device]").first().waitFor({ timeout: 30_000 });
+    const navigatedAt = Date.now();
+    try {
+      await page.locator("[data-device]").first().waitFor({ timeout: 60_000 });
+    } catch (err) {
+      const shot = join(tmpdir(), "ganglion-bench-dashboard-timeout.png");
+      await page.screenshot({ path: shot }).catch(() => undefined);
+      const what = await page
+        .evaluate(
+          "JSON.stringify({ msgs: window.__bench.msgs, text: document.body.innerText.slice(0, 200) })",
+        )
+        .catch((e: Error) => e.message);
+      throw new Error(`the page showed no device card in 60 s (${what}; screenshot ${shot})`, { cause: err });
+    }
+    log(`  page showed its first card ${Date.now() - navigatedAt} ms after navigation`);
     await page.locator('[data-path="hub/fleet"]').waitFor({ timeout: 30_000 });
     const paint = (await page.evaluate(
       'performance.getEntriesByName("first-contentful-paint")[0]?.startTime',

@@ -315,7 +315,14 @@ switch (suite) {
     await mod.run({ json });
     break;
   }
+  case "dashboard": // 1,000 MQTT devices at 1 Hz with the dashboard open in chromium (bench/dashboard.ts)
+    await ((await import(join(root, "bench", "dashboard.ts"))) as typeof import("./dashboard.ts")).run({
+      json,
+    });
+    break;
   default:
-    console.error(`bench: unknown or not yet built suite "${suite}" (available: runtime, boards, fleet)`);
+    console.error(
+      `bench: unknown or not yet built suite "${suite}" (available: runtime, boards, fleet, dashboard)`,
+    );
     process.exit(2);
 }

@@ -20,6 +20,8 @@ import { DASHBOARD_DIR } from "../../hub/run-hub.ts";
 import { exit } from "../../hub/runtime/index.ts";
 import type { DemoFleet } from "../../simulator/demo.ts";
 import { demoFleet } from "../../simulator/demo.ts";
+import { shippedScenarios } from "../../simulator/scenarios/index.ts";
+import { scenarioService } from "../../simulator/scenarios/service.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = join("test-results", "dashboard");
@@ -41,6 +43,7 @@ const silent = pino({ level: "silent" });
 /** The hub with the demo fleet, as `ganglion start --simulate` runs it, serving `staticDir` at `/`. */
 async function startDemoHub(dataDir: string, simDir: string, httpPort: number, staticDir: string) {
   const demo = await demoFleet({ dir: simDir, logger: silent });
+  const shipped = await shippedScenarios();
   const config = FleetConfigSchema.parse({});
   config.devices.push(...demo.devices);
   const hub = await startHub({
@@ -52,6 +55,8 @@ async function startDemoHub(dataDir: string, simDir: string, httpPort: number, s
     logger: silent,
     serialOpener: demo.serialOpener,
     physicalFaults: demo.faults,
+    scenarios: (running) =>
+      scenarioService({ hub: running, scenarios: shipped, emit: running.context.emit, log: silent }),
   });
   await demo.start(hub.mqttUrl);
   let stopped = false;
@@ -515,27 +520,40 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
     await expect.poll(() => page.locator("[data-fault]").count(), { timeout: 2000 }).toBe(0);
   }, 20_000);
 
-  it("lists the shipped scenarios, or says plainly that the hub does not serve them", async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/api/scenarios`);
+  it("lists the shipped scenarios and runs one from the page, its progress lines arriving as events", async () => {
+    const listed = (await (await fetch(`http://127.0.0.1:${port}/api/scenarios`)).json()) as {
+      name: string;
+    }[];
+    expect(listed.map((s) => s.name)).toContain("sensor-throws");
     const panel = page.locator("[data-role=scenarios]");
-    if (res.status === 404) {
-      const { error } = (await res.json()) as { error: { message: string } };
-      const why = panel.locator("[data-role=scenarios-unavailable]");
-      await why.waitFor({ timeout: 2000 });
-      expect(await why.getByRole("button", { name: "Run" }).isDisabled()).toBe(true);
-      expect(await why.textContent()).toContain(error.message);
-    } else {
-      expect(res.status).toBe(200);
-      const scenarios = (await res.json()) as { name: string }[];
-      for (const s of scenarios) {
-        await panel
-          .locator(`[data-scenario="${s.name}"]`)
-          .getByRole("button", { name: `Run ${s.name}` })
-          .waitFor();
-      }
+    for (const s of listed) {
+      await panel
+        .locator(`[data-scenario="${s.name}"]`)
+        .getByRole("button", { name: `Run ${s.name}` })
+        .waitFor();
     }
-    await shot("scenarios");
-  }, 20_000);
+    // sensor-throws: uno-1's thermometer raises for a second, is restarted alone and is healthy again (14 s).
+    const item = panel.locator('[data-scenario="sensor-throws"]');
+    await item.getByRole("button", { name: "Run sensor-throws" }).click();
+    await expect
+      .poll(() => item.locator("[data-role=scenario-state]").textContent(), { timeout: 5000 })
+      .toBe("running");
+    expect(await item.getByRole("button", { name: "Run sensor-throws" }).isDisabled()).toBe(true);
+    const lines = item.locator("ol.scenario-lines li");
+    await expect.poll(() => lines.count(), { timeout: 10_000 }).toBeGreaterThan(0);
+    await shot("scenario-running");
+    // A second run while one goes: the API's 409, in its words.
+    const busy = await fetch(`http://127.0.0.1:${port}/api/scenarios/sensor-throws/run`, { method: "POST" });
+    expect(busy.status).toBe(409);
+    await expect
+      .poll(() => item.locator("[data-role=scenario-state]").textContent(), { timeout: 30_000 })
+      .toBe("✓ passed");
+    const text = (await lines.allTextContents()).join("\n");
+    expect(text).toContain("⚡");
+    expect(text).toMatch(/✓/);
+    expect(await item.getByRole("button", { name: "Run sensor-throws" }).isDisabled()).toBe(false);
+    await shot("scenario-passed");
+  }, 60_000);
 
   it("shows a device that went away as offline with the reason, its controls disabled", async () => {
     await current!.demo.pis.get("greenhouse-pi")!.stop();
