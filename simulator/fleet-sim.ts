@@ -97,6 +97,14 @@ export class MissingTokenError extends Error {
   }
 }
 
+/**
+ * Where the simulation in `dir` puts a serial board's pty link: `<dir>/<device>.tty`. The same every run, so the
+ * fleet file's `link.path` can name it and the hub opens the virtual board like a real one.
+ */
+export function simulatedLinkPath(dir: string, device: string): string {
+  return join(dir, `${device}.tty`);
+}
+
 /** The broker a fleet file's devices connect to: `hub.mqtt.broker`, else the embedded broker's host and port. */
 export function fleetBroker(config: FleetConfig): string {
   if (config.hub.mqtt.broker !== undefined) return config.hub.mqtt.broker;
@@ -145,7 +153,7 @@ export async function startFleetSimulation(o: FleetSimulationOptions): Promise<F
       if (device.link.type !== "serial") continue;
       unos.set(
         device.id,
-        await startFleetUno({ device, linkPath: join(dir, `${device.id}.tty`), seed, logger: log }),
+        await startFleetUno({ device, linkPath: simulatedLinkPath(dir, device.id), seed, logger: log }),
       );
     }
     for (const device of config.devices) {

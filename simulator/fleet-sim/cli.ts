@@ -57,8 +57,7 @@ export function describeSimulation(sim: FleetSimulation): string[] {
   for (const b of sim.boards) {
     if (b.kind === "serial") {
       lines.push(
-        `ganglion: ${b.device} on ${b.ptyPath ?? "(no pty)"} (set link.path to it, or run the hub with --simulate)` +
-          ` — stable link: ${b.linkPath}`,
+        `ganglion: ${b.device} on ${b.ptyPath ?? "(no pty)"} (set link.path to ${b.linkPath}, which always points at it, or run the hub with --simulate)`,
       );
     } else lines.push(`ganglion: ${b.device} (Raspberry Pi) → ${b.broker}`);
   }

@@ -105,7 +105,7 @@ export async function startFleetPi(o: FleetPiOptions): Promise<FleetPi> {
     prepare: (sys) => show(sys),
     ...(o.prefix === undefined ? {} : { prefix: o.prefix }),
     ...(o.heartbeatMs === undefined ? {} : { heartbeatMs: o.heartbeatMs }),
-    ...(log === undefined ? {} : { logger: log }),
+    ...(o.logger === undefined ? {} : { logger: o.logger }),
   });
   // Ticks counted from wall time: a late timer runs the missed steps, so a seed gives the same values.
   const startedAt = Date.now();

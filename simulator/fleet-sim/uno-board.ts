@@ -128,7 +128,7 @@ export async function startFleetUno(o: FleetUnoOptions): Promise<FleetUno> {
     inputs,
     tickMs: UNO_TICK_MS,
     path: linkPath,
-    ...(log === undefined ? {} : { logger: log }),
+    ...(o.logger === undefined ? {} : { logger: o.logger }),
   });
 
   let bridge: PtyBridge | undefined;

@@ -4,13 +4,19 @@
  * serialport, and a virtual Pi whose agent logs in to the hub's broker with the token from the tokens file. Physical
  * faults go through the simulation's own /api/faults and show in the hub's view.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serialportOpener } from "../../devices/links/serial-link.ts";
-import { FleetConfigError, generateToken, hashToken, loadFleetConfig } from "../../hub/config.ts";
+import {
+  FleetConfigError,
+  generateToken,
+  hashToken,
+  loadFleetConfig,
+  parseTokensFile,
+} from "../../hub/config.ts";
 import type { SerialOpener } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { describeSimulation } from "../../simulator/fleet-sim/cli.ts";
@@ -20,6 +26,7 @@ import {
   type FleetSimulation,
   MissingTokenError,
   runFleetSimulationCli,
+  simulatedLinkPath,
   startFleetSimulation,
 } from "../../simulator/fleet-sim.ts";
 
@@ -45,13 +52,13 @@ if (!haveHex || !haveSocat)
     "SKIPPING the Uno parts of fleet-sim.test.ts: no firmware hex (make -C firmware/arduino) or no socat",
   );
 
-const fleetYaml = (piHash: string) => `# a user's fleet
+const fleetYaml = (piHash: string, unoPath: string) => `# a user's fleet
 hub:
   heartbeatMs: 1000
 devices:
   - id: bench-uno
     board: uno
-    link: { type: serial, path: /dev/ttyACM0 }
+    link: { type: serial, path: ${unoPath} }
     sensors:
       - { id: temp, kind: thermometer, pin: A0, periodMs: 500, range: [-10, 60], maxRatePerS: 5 }
       - { id: button, kind: button, pin: 2, periodMs: 500 }
@@ -91,18 +98,17 @@ beforeAll(async () => {
   const token = generateToken();
   fleetFile = join(work, "fleet.yaml");
   tokensFile = join(work, "tokens.txt");
-  writeFileSync(fleetFile, fleetYaml(await hashToken(token)));
+  // The user names the simulation's stable pty link in the fleet file, and the hub opens it like /dev/ttyACM0.
+  writeFileSync(
+    fleetFile,
+    fleetYaml(await hashToken(token), simulatedLinkPath(join(work, "sim"), "bench-uno")),
+  );
   writeFileSync(tokensFile, `# clear tokens\ntank-pi=${token}\n`);
   const config = await loadFleetConfig(fleetFile);
   if (!haveHex || !haveSocat) config.devices = config.devices.filter((d) => d.link.type === "mqtt");
-  // The hub opens the Uno the way it opens a real board: serialport on the path the simulation printed. Until the
-  // simulation runs the port is absent, and the hub retries as it would for an unplugged board.
-  const open = serialportOpener();
-  const serialOpener: SerialOpener = async (link, device) => {
-    const board = sim?.boards.find((b) => b.device === device);
-    if (board?.kind !== "serial") throw new Error(`serial port ${link.path} not found: plug ${device} in`);
-    return open({ ...link, path: board.linkPath }, device);
-  };
+  // serialport on the link path, as for a real board. Until the simulation runs the port is absent, and the hub
+  // retries as it would for an unplugged board.
+  const serialOpener: SerialOpener = serialportOpener();
   hub = await startHub({
     config,
     dataDir: join(work, "data"),
@@ -111,10 +117,9 @@ beforeAll(async () => {
     logger,
     serialOpener,
   });
-  const { parseTokensFile } = await import("../../hub/config.ts");
   sim = await startFleetSimulation({
     config,
-    tokens: parseTokensFile(`tank-pi=${token}\n`),
+    tokens: parseTokensFile(readFileSync(tokensFile, "utf8"), tokensFile),
     broker: hub.mqttUrl,
     dir: join(work, "sim"),
     seed: 7,
@@ -270,27 +275,41 @@ describe("a user's fleet as virtual boards against a real hub", () => {
     const stopped = new Promise<string>((resolve) => {
       stop = resolve;
     });
-    // A Pi of its own (the hub does not know it, so its logins are refused): the running tank-pi is left alone.
+    // A Pi of its own (the hub does not know it, so its logins are refused): the running tank-pi is left alone. Its
+    // light sensor has no agent driver: one warning names it.
     const token = generateToken();
     const file = join(work, "cli-fleet.yaml");
     writeFileSync(
       file,
-      `devices:\n  - id: cli-pi\n    board: pi\n    link: { type: mqtt, tokenHash: "${await hashToken(token)}" }\n`,
+      `devices:\n  - id: cli-pi\n    board: pi\n    link: { type: mqtt, tokenHash: "${await hashToken(token)}" }\n` +
+        "    sensors:\n      - { id: lux, kind: light }\n      - { id: air, kind: thermometer }\n",
     );
     const tokens = join(work, "cli-tokens.txt");
     writeFileSync(tokens, `cli-pi=${token}\n`);
+    const logged: { level: number; msg: string; device?: string; sensor?: string }[] = [];
+    const capture = pino({ level: "warn" }, { write: (line: string) => void logged.push(JSON.parse(line)) });
     const run = runFleetSimulationCli({
       config: file,
       tokens,
       broker: hub?.mqttUrl as string,
       dir: join(work, "sim-cli"),
-      logger,
+      logger: capture,
       print: (l) => lines.push(l),
       until: stopped,
     });
     await until(() => lines.some((l) => l.includes("/api/faults")), 20_000, "the CLI's lines");
     expect(lines[0]).toMatch(/^ganglion: cli-pi \(Raspberry Pi\) → mqtt:\/\/127\.0\.0\.1:\d+$/);
     expect(lines[1]).toMatch(/^ganglion: physical faults at http:\/\/127\.0\.0\.1:\d+\/api\/faults/);
+    const warnings = logged.filter((l) => l.level === 40 && l.sensor !== undefined);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        device: "cli-pi",
+        sensor: "lux",
+        msg: expect.stringMatching(
+          /^cli-pi\/lux \(light\) is not simulated: the agent has no light-sensor driver/,
+        ),
+      }),
+    ]);
     stop("test done");
     await run;
     expect(lines.at(-1)).toBe("ganglion: stopped");
