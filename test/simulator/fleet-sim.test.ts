@@ -9,19 +9,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { convert } from "../../devices/boards/firmata-pins.ts";
 import { serialportOpener } from "../../devices/links/serial-link.ts";
 import {
+  type FleetConfig,
   FleetConfigError,
   generateToken,
   hashToken,
   loadFleetConfig,
   parseTokensFile,
+  type SensorConfig,
 } from "../../hub/config.ts";
 import type { SerialOpener } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { describeSimulation } from "../../simulator/fleet-sim/cli.ts";
+import { partSeed, thermometerModel } from "../../simulator/fleet-sim/models.ts";
 import { piAgentParts } from "../../simulator/fleet-sim/pi-config.ts";
-import { FIRMWARE_HEX } from "../../simulator/fleet-sim/uno-board.ts";
+import { FIRMWARE_HEX, UNO_TICK_MS } from "../../simulator/fleet-sim/uno-board.ts";
 import {
   type FleetSimulation,
   MissingTokenError,
@@ -29,6 +33,8 @@ import {
   simulatedLinkPath,
   startFleetSimulation,
 } from "../../simulator/fleet-sim.ts";
+import { lm35Volts } from "../../simulator/models.ts";
+import type { VirtualUno } from "../../simulator/uno/virtual-uno.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function until<T>(
@@ -77,6 +83,7 @@ const logger = pino({ level: process.env.GANGLION_TEST_LOG ?? "silent" });
 let work: string;
 let fleetFile: string;
 let tokensFile: string;
+let fleet: FleetConfig;
 let hub: RunningHub | undefined;
 let sim: FleetSimulation | undefined;
 
@@ -105,6 +112,7 @@ beforeAll(async () => {
   );
   writeFileSync(tokensFile, `# clear tokens\ntank-pi=${token}\n`);
   const config = await loadFleetConfig(fleetFile);
+  fleet = config;
   if (!haveHex || !haveSocat) config.devices = config.devices.filter((d) => d.link.type === "mqtt");
   // serialport on the link path, as for a real board. Until the simulation runs the port is absent, and the hub
   // retries as it would for an unplugged board.
@@ -173,6 +181,12 @@ describe("a user's fleet as virtual boards against a real hub", () => {
       expect(row.value as number).toBeGreaterThan(-10);
       expect(row.value as number).toBeLessThan(60);
     }
+    // The default model stays inside the range and moves slower than the hub's noise bound.
+    await until(
+      () => hub?.device("tank-pi")?.sensors.find((s) => s.id === "water")?.health === "ok",
+      10_000,
+      "tank-pi/water ok",
+    );
   }, 40_000);
 
   it.skipIf(!haveHex || !haveSocat)(
@@ -191,11 +205,30 @@ describe("a user's fleet as virtual boards against a real hub", () => {
         15_000,
         "bench-uno/temp readings",
       );
-      // The model's room temperature, read through the emulated LM35 and ADC.
+      // The seeded model's room temperature, read through the emulated LM35 and ADC: a fresh model from the same
+      // seed replays it, tick by tick.
+      const uno = sim?.unos.get("bench-uno") as VirtualUno;
+      const sensor = fleet.devices.find((d) => d.id === "bench-uno")?.sensors[0] as SensorConfig;
+      const model = thermometerModel(sensor, partSeed(7, "bench-uno", "temp"), UNO_TICK_MS);
+      const reading = (celsius: number) =>
+        Number(convert(sensor, Math.floor((lm35Volts(celsius) / 5) * 1024)));
+      const byTick = [reading(model.value)];
+      const lastTick = Math.floor(((rows.at(-1)?.ts ?? 0) - uno.startedAt) / uno.tickMs);
+      while (byTick.length <= lastTick) byTick.push(reading(model.step()));
       for (const row of rows) {
-        expect(row.value as number).toBeGreaterThan(12);
-        expect(row.value as number).toBeLessThan(30);
+        // Stored when forwarded: sampled by the ADC up to ~1 s (the sensor's period and the sampling) earlier.
+        const tick = Math.floor((row.ts - uno.startedAt) / uno.tickMs);
+        expect(
+          byTick.slice(Math.max(0, tick - 5), tick + 1),
+          `reading ${row.value} at tick ${tick}`,
+        ).toContain(row.value);
       }
+      // Inside the range and slower than maxRatePerS: a healthy sensor.
+      await until(
+        () => hub?.device("bench-uno")?.sensors.find((s) => s.id === "temp")?.health === "ok",
+        10_000,
+        "bench-uno/temp ok",
+      );
     },
     50_000,
   );
