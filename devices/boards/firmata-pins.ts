@@ -173,10 +173,5 @@ export function commandValue(
   }
 }
 
-/** The actuator command that brings an output back to a recorded state. */
-export function restoreCommand(value: ReadingValue): { op: string; args: Record<string, unknown> } {
-  if (typeof value === "string" && value.startsWith("blink:")) {
-    return { op: "blink", args: { periodMs: Number(value.slice("blink:".length)) } };
-  }
-  return { op: "set", args: { value } };
-}
+// Shared with the Pi's board actor; kept importable from here for the Arduino side.
+export { restoreCommand } from "../sensors/actuator.ts";

@@ -2,9 +2,10 @@
  * The link of an MQTT device (a Raspberry Pi running the agent): it tracks presence from the device's retained
  * `status`, its last will and its heartbeats, and marks the device offline when it falls silent. It does not own a
  * socket — the device connects to the broker — so going offline does not crash anything: the device's actors wait.
+ * It hands each heartbeat on to the board actor, which tells a new run of the agent (a reset) from it.
  */
 import type { DeviceConfig } from "../../hub/config.ts";
-import { type HubContext, linkName } from "../../hub/context.ts";
+import { boardName, type HubContext, linkName } from "../../hub/context.ts";
 import {
   type ChildSpec,
   getClock,
@@ -82,6 +83,9 @@ export function mqttLinkChild(hub: HubContext, config: DeviceConfig): ChildSpec 
               state.lastSeen = getClock().now();
               setStatus("online");
               arm(state);
+              // The board actor follows the agent's runs (resets) from the heartbeats; after the status change, so
+              // the commands it may send find the device online.
+              hub.names.whereis(boardName(device))?.proc?.deliver(m);
             }
             return state;
           },

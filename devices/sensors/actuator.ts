@@ -169,3 +169,11 @@ export function actuatorChild(hub: HubContext, device: string, config: ActuatorC
       ),
   };
 }
+
+/** The actuator command that brings an output back to a recorded state (after a board reset or a lost link). */
+export function restoreCommand(value: ReadingValue): { op: string; args: Record<string, unknown> } {
+  if (typeof value === "string" && value.startsWith("blink:")) {
+    return { op: "blink", args: { periodMs: Number(value.slice("blink:".length)) } };
+  }
+  return { op: "set", args: { value } };
+}

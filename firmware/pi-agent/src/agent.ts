@@ -7,6 +7,7 @@
  * `ts` and `seq`. Each connection is a fresh mqtt.js client with its own reconnection turned off: the agent owns the
  * backoff (exponential, with jitter) and never lets a stale client resend behind its back.
  */
+import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { connect, type MqttClient } from "mqtt";
 import pino, { type Logger } from "pino";
@@ -93,6 +94,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private reconnectTimer: TimerHandle | undefined;
   private stoppers: (() => void)[] = [];
   private startedAt = 0;
+  /** This run's id, new at every start: the hub tells a new run (a reset) from the same one reconnecting by it. */
+  private runId = "";
   private readonly rejectedCounts: Record<string, number> = {};
   private readonly replies = new Map<string, Promise<Reply>>();
 
@@ -137,6 +140,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async start(): Promise<void> {
     const cfg = this.config;
     this.startedAt = this.clock.monotonic();
+    this.runId = randomUUID();
     this.state = AgentState.open(cfg.stateDir, readBootId(cfg.ioRoot));
     this.queue = DiskQueue.open<BufferedReading>({ dir: cfg.buffer.dir, maxBytes: cfg.buffer.maxBytes });
     // Seqs: the last mark's counters, raised by the readings still buffered (which may be newer than the mark).
@@ -293,6 +297,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       ts: this.clock.now(),
       uptimeS: Math.floor((this.clock.monotonic() - this.startedAt) / 1000),
       resetCause: this.state?.resetCause,
+      run: this.runId,
       buffered: this.buffered,
       dropped: this.dropped,
       rejected: { ...this.rejectedCounts },

