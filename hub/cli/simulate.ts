@@ -1,5 +1,10 @@
 /**
- * `ganglion simulate`: virtual boards without hardware. The load mode (simulator/load/) runs N lightweight boards:
+ * `ganglion simulate`: virtual boards without hardware.
+ *
+ *   ganglion simulate --scenario sensor-flapping                 # a chaos test on the demo fleet (exit 1 if broken)
+ *   ganglion simulate --config fleet.yaml --tokens tokens.txt    # your fleet's boards against your hub
+ *
+ * The load mode (simulator/load/) runs N lightweight boards:
  *
  *   ganglion simulate --devices 10000 --rate 0.1 --write-fleet fleet.yaml --tokens tokens.txt   # 1. generate
  *   ganglion start --config fleet.yaml                                                           # 2. the hub
@@ -25,6 +30,10 @@ export interface SimulateOptions {
   inProcess?: boolean;
   duration?: number;
   dataDir?: string;
+  scenario?: string;
+  config?: string;
+  seed?: number;
+  httpPort?: number;
 }
 
 function parseCount(value: string): number {
@@ -49,6 +58,18 @@ function parseDuration(value: string): number {
   if (!m) throw new InvalidArgumentError(`"${value}" is not a duration (e.g. 30s, 5m)`);
   const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
   return Number(m[1]) * scale;
+}
+
+function parseSeed(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`"${value}" is not a seed (a whole number)`);
+  return Number(value);
+}
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65_535)
+    throw new InvalidArgumentError(`"${value}" is not a port (0-65535)`);
+  return n;
 }
 
 function parseBroker(value: string): string {
@@ -222,8 +243,46 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
   }
 }
 
-/** Runs `ganglion simulate` in load mode. */
+/**
+ * `--scenario NAME|FILE`: the hub and the demo fleet in this process, the scenario's timeline printed as it happens;
+ * exit code 1 when an expectation broke, so a fleet's fault tolerance can run in CI.
+ */
+async function runScenarioCommand(nameOrFile: string, seed: number | undefined): Promise<void> {
+  const { resolveScenario, formatLine } = await import("../../simulator/scenarios/index.ts");
+  const { runScenarioOnDemo } = await import("../../simulator/scenarios/standalone.ts");
+  let scenario: Awaited<ReturnType<typeof resolveScenario>>;
+  try {
+    scenario = await resolveScenario(nameOrFile);
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+  console.log(
+    `ganglion: scenario ${scenario.name} (${scenario.duration / 1000} s after a warm-up of up to ${scenario.warmup / 1000} s) on the demo fleet`,
+  );
+  const outcome = await runScenarioOnDemo(scenario, {
+    onLine: (line) => console.log(formatLine(line)),
+    ...(seed === undefined ? {} : { seed }),
+  });
+  if (!outcome.ok) {
+    throw new CliError(`scenario ${scenario.name}: ${outcome.broken.length} expectation(s) broken`);
+  }
+}
+
+/** Runs `ganglion simulate`: a scenario, a user's fleet as virtual boards, or the load mode. */
 export async function runSimulate(opts: SimulateOptions): Promise<void> {
+  if (opts.scenario !== undefined) return runScenarioCommand(opts.scenario, opts.seed);
+  if (opts.config !== undefined) {
+    if (opts.tokens === undefined)
+      throw new CliError("--config needs --tokens FILE (id=token lines; ganglion device add --tokens FILE)");
+    const { runFleetSimulationCli } = await import("../../simulator/fleet-sim.ts");
+    return runFleetSimulationCli({
+      config: opts.config,
+      tokens: opts.tokens,
+      ...(opts.broker === undefined ? {} : { broker: opts.broker }),
+      ...(opts.httpPort === undefined ? {} : { httpPort: opts.httpPort }),
+      ...(opts.seed === undefined ? {} : { seed: opts.seed }),
+    });
+  }
   if (opts.writeFleet !== undefined) return writeFleet({ ...opts, writeFleet: opts.writeFleet });
   if (opts.inProcess) {
     if (opts.devices === undefined) throw new CliError("--in-process needs --devices N");
@@ -244,7 +303,20 @@ export async function runSimulate(opts: SimulateOptions): Promise<void> {
 export function registerSimulate(program: Command): void {
   program
     .command("simulate")
-    .description("run virtual boards: N lightweight load devices against a broker, or in-process with a hub")
+    .description(
+      "run virtual boards: a chaos scenario on the demo fleet, your fleet file's boards, or N lightweight load devices",
+    )
+    .option(
+      "--scenario <name|file>",
+      "run a scenario (shipped name or YAML file) on the demo fleet; exit 1 if broken",
+    )
+    .option("--config <file>", "your fleet file: simulate its boards against its hub (needs --tokens)")
+    .option("--seed <n>", "same seed, same readings (default 42)", parseSeed)
+    .option(
+      "--http-port <port>",
+      "with --config: port of the simulation's own /api/faults (default: a free one)",
+      parsePort,
+    )
     .option("--devices <n>", "how many load devices", parseCount)
     .option("--rate <hz>", "readings per second per device (0.1 = every 10 s)", parseRate, 1)
     .option(
