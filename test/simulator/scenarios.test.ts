@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { FleetConfigSchema } from "../../hub/config.ts";
 import { startHub } from "../../hub/hub.ts";
 import { demoFleet, UNO_HEX } from "../../simulator/demo.ts";
-import { formatOutcome, parseScenario, shippedScenarios } from "../../simulator/scenarios/index.ts";
+import { formatOutcome, shippedScenarios } from "../../simulator/scenarios/index.ts";
 import { scenarioService } from "../../simulator/scenarios/service.ts";
 import { runScenarioOnDemo } from "../../simulator/scenarios/standalone.ts";
 
