@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convert } from "../../devices/boards/firmata-pins.ts";
 import { serialportOpener } from "../../devices/links/serial-link.ts";
 import {
+  type DeviceConfig,
   type FleetConfig,
   FleetConfigError,
   generateToken,
@@ -25,7 +26,7 @@ import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { describeSimulation } from "../../simulator/fleet-sim/cli.ts";
 import { partSeed, thermometerModel } from "../../simulator/fleet-sim/models.ts";
 import { piAgentParts } from "../../simulator/fleet-sim/pi-config.ts";
-import { FIRMWARE_HEX, UNO_TICK_MS } from "../../simulator/fleet-sim/uno-board.ts";
+import { FIRMWARE_HEX, UNO_TICK_MS, unoInputsFor } from "../../simulator/fleet-sim/uno-board.ts";
 import {
   type FleetSimulation,
   MissingTokenError,
@@ -164,6 +165,42 @@ describe("a user's fleet as virtual boards against a real hub", () => {
     expect(parts.sensors[2]).toMatchObject({ gpio: 17, activeLow: true });
     expect(parts.outputs).toEqual([{ id: "r", kind: "relay", gpio: 22 }]);
     expect(parts.skipped.map((s) => s.part)).toEqual(["l", "s"]);
+  });
+
+  it("wires an Arduino's sensors to the emulated board's pins by board kind, and skips what is not on a pin", () => {
+    const device = (
+      board: "arduino-uno" | "arduino-mega",
+      sensors: DeviceConfig["sensors"],
+    ): DeviceConfig => ({
+      id: "a",
+      board,
+      link: { type: "serial", path: "/dev/x", baudRate: 57600 },
+      sensors,
+      actuators: [],
+    });
+    const s = (id: string, kind: SensorConfig["kind"], where: Partial<SensorConfig>): SensorConfig => ({
+      id,
+      kind,
+      periodMs: 1000,
+      ...where,
+    });
+    const mega = unoInputsFor(
+      device("arduino-mega", [
+        s("t", "thermometer", { pin: "A10" }),
+        s("l", "light", { pin: 64 }),
+        s("b", "button", { pin: 40 }),
+        s("i2c", "humidity", { address: "0x40" }),
+      ]),
+      1,
+    );
+    expect(
+      mega.inputs.map((i) => (i.kind === "analog" ? `${i.sensor}:A${i.channel}` : `${i.sensor}:${i.pin}`)),
+    ).toEqual(["t:A10", "l:A10", "b:40"]);
+    expect(mega.skipped.map((x) => x.sensor)).toEqual(["i2c"]);
+    // A Uno has A0..A5 only.
+    const uno = unoInputsFor(device("arduino-uno", [s("t", "thermometer", { pin: "A7" })]), 1);
+    expect(uno.inputs).toEqual([]);
+    expect(uno.skipped[0]?.reason).toMatch(/not an analog input of an arduino-uno/);
   });
 
   it("the Pi logs in with its token and its DS18B20's readings reach the hub", async () => {
