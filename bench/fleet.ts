@@ -204,16 +204,15 @@ async function phase(broker: Broker, spec: Omit<PhaseSpec, "broker">): Promise<P
   try {
     return await new Promise<PhaseOutcome>((resolve, reject) => {
       let rssConnected = Number.NaN;
-      let rssPeak = 0;
+      let rssPeak = rssOf(broker.pid);
       let report: ProbeReport | undefined;
-      let sampler: NodeJS.Timeout | undefined;
+      // Sampled from the start, so a phase that fails (devices that never all connect) still says what it cost.
+      const sampler = setInterval(() => {
+        rssPeak = Math.max(rssPeak, rssOf(broker.pid));
+      }, 250);
       child.on("message", (m: ChildMessage) => {
         if (m.t === "connected") {
           rssConnected = rssOf(broker.pid);
-          rssPeak = rssConnected;
-          sampler = setInterval(() => {
-            rssPeak = Math.max(rssPeak, rssOf(broker.pid));
-          }, 250);
         } else if (m.t === "window") {
           if (m.open) probe.startWindow();
           else report = probe.stopWindow();
@@ -223,7 +222,7 @@ async function phase(broker: Broker, spec: Omit<PhaseSpec, "broker">): Promise<P
           resolve({ result: m.result, probe: report, rssConnected, rssPeak });
         } else {
           clearInterval(sampler);
-          reject(new Error(`${broker.kind}: ${m.message}`));
+          reject(new Error(`${broker.kind}: ${m.message} (broker RSS peaked at ${fmt(rssPeak, "bytes")})`));
         }
       });
       child.once("exit", (code) => {

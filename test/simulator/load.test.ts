@@ -144,13 +144,14 @@ describe("load mode over MQTT against a real hub", () => {
       expect(summaryLine(run.stats, 1000)).toMatch(
         new RegExp(`^connected 50/50 · 1000 msgs/s · acked ${total} · backlog 0 · faults 0$`),
       );
-      // Every stored reading was published to state/ once (the hub's QoS 1 to the viewer).
+      // Every stored reading was published to state/ (the hub may add a few of its own: a health change is news).
       await until(
         () => [...states.values()].reduce((a, b) => a + b, 0) >= total,
         10_000,
         "state messages for every reading",
       );
-      expect([...states.values()].reduce((a, b) => a + b, 0)).toBe(total);
+      for (const device of run.devices)
+        expect(states.get(device.id) ?? 0).toBeGreaterThanOrEqual(device.nextSeq);
       const first = run.devices[0]?.id as string;
       expect(hub.device(first)?.sensors[0]).toMatchObject({ id: LOAD_SENSOR, health: "ok" });
     } finally {
