@@ -63,16 +63,20 @@ export function waveModel(
   fallback: [number, number],
 ): Model<number> {
   const [low, high] = sensor.range ?? fallback;
-  // The middle half of the range: far from both ends, so noise never reads out of range.
+  // Within the middle half of the range, far from both ends, so noise never reads out of range.
   const span = high - low;
   const rate = sensor.maxRatePerS ?? span;
+  const periodMs = SIM_DAY_MS / 4;
+  // The wave's steepest slope (2π × half / period) stays under half the believable rate.
+  const half = Math.min(span / 4, (rate * periodMs) / 1000 / (4 * Math.PI));
+  const mid = (low + high) / 2;
   return slowWave({
     seed,
     tickMs,
-    low: low + span / 4,
-    high: high - span / 4,
-    periodMs: SIM_DAY_MS / 4,
-    noise: Math.min(span / 200, (rate * tickMs) / 1000 / 4),
+    low: mid - half,
+    high: mid + half,
+    periodMs,
+    noise: Math.min(span / 200, (rate * tickMs) / 1000 / 8),
   });
 }
 

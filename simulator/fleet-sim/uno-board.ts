@@ -133,6 +133,8 @@ export async function startFleetUno(o: FleetUnoOptions): Promise<FleetUno> {
 
   let bridge: PtyBridge | undefined;
   let cable: Duplex | undefined;
+  /** What the program wrote while its open was still reaching the board (sent once the cable is attached). */
+  let early: Uint8Array[] = [];
   let stopped = false;
   /** Serialises making and removing the pty (a plug right after an unplug must wait for socat to exit). */
   let pending: Promise<void> = Promise.resolve();
@@ -146,6 +148,8 @@ export async function startFleetUno(o: FleetUnoOptions): Promise<FleetUno> {
   const attach = async (current: PtyBridge) => {
     // A program opened the pty: open the board's cable, which resets the board (a Uno's DTR line).
     cable?.destroy();
+    cable = undefined;
+    early = [];
     let opened: Duplex;
     try {
       opened = await inner.open();
@@ -159,6 +163,8 @@ export async function startFleetUno(o: FleetUnoOptions): Promise<FleetUno> {
     }
     cable = opened;
     opened.on("data", (bytes: Buffer) => current.write(bytes));
+    for (const bytes of early) opened.write(bytes);
+    early = [];
     opened.on("error", () => undefined);
     // The cable closed under the program (pulled, power cut): the pty goes too.
     opened.once("close", () => {
@@ -171,12 +177,14 @@ export async function startFleetUno(o: FleetUnoOptions): Promise<FleetUno> {
     const next: PtyBridge = new PtyBridge(linkPath, {
       onOpen: () => void attach(next),
       onData: (bytes) => {
-        if (cable !== undefined && !cable.destroyed) cable.write(bytes);
+        if (cable === undefined) early.push(bytes);
+        else if (!cable.destroyed) cable.write(bytes);
       },
       onClose: () => {
         // The program closed the port: so does the board's cable (and the next open resets the board again).
         cable?.destroy();
         cable = undefined;
+        early = [];
       },
       onError: (err) => log?.error({ err }, `${device.id}: pty lost: ${err.message}`),
     });
