@@ -28,6 +28,7 @@ import {
   type TimerHandle,
 } from "../../hub/runtime/index.ts";
 import type { ReadingValue } from "../../hub/store.ts";
+import { actuatorsUp } from "../presence.ts";
 import type { BoardCommand, CommandResult } from "../sensors/actuator.ts";
 import {
   closeFirmata,
@@ -125,6 +126,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
 
   const setOnline = () => {
     if (!hub.state.setStatus(device, "online")) return;
+    actuatorsUp(hub, config); // down while the link was lost (devices/presence.ts); sensors wait for a reading
     const ts = clock().now();
     hub.store.appendStatus({ device, status: "online", ts });
     hub.emit({ type: "online", path, ts });

@@ -2,7 +2,7 @@
  * The link of an MQTT device (a Raspberry Pi running the agent): it tracks presence from the device's retained
  * `status`, its last will and its heartbeats, and marks the device offline when it falls silent. It does not own a
  * socket — the device connects to the broker — so going offline does not crash anything: the device's actors wait.
- * It hands each heartbeat on to the board actor, which tells a new run of the agent (a reset) from it.
+ * While the device is offline its parts are `down` (devices/presence.ts). It hands each heartbeat on to the board actor, which tells a new run of the agent (a reset) from it.
  */
 import type { DeviceConfig } from "../../hub/config.ts";
 import { boardName, type HubContext, linkName } from "../../hub/context.ts";
@@ -13,6 +13,7 @@ import {
   startServer,
   type TimerHandle,
 } from "../../hub/runtime/index.ts";
+import { actuatorsUp, partsDown } from "../presence.ts";
 
 /** A message the broker routes to a device's link. */
 export interface LinkMessage {
@@ -36,6 +37,9 @@ export function mqttLinkChild(hub: HubContext, config: DeviceConfig): ChildSpec 
 
   const setStatus = (status: "online" | "offline", reason?: string) => {
     if (!hub.state.setStatus(device, status, reason)) return;
+    // No link, no healthy parts (devices/presence.ts), as the serial link does when its port is lost.
+    if (status === "offline") partsDown(hub, config);
+    else actuatorsUp(hub, config);
     hub.store.appendStatus({
       device,
       status,

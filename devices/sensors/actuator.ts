@@ -7,6 +7,7 @@ import type { ActuatorConfig } from "../../hub/config.ts";
 import { boardName, type HubContext, partName } from "../../hub/context.ts";
 import { type ChildSpec, call, getClock, replyWith, startServer } from "../../hub/runtime/index.ts";
 import type { ReadingValue } from "../../hub/store.ts";
+import { healthAtStart } from "../presence.ts";
 
 /** A command for this actuator. */
 export interface ActuatorCommand {
@@ -110,8 +111,10 @@ export function actuatorChild(hub: HubContext, device: string, config: ActuatorC
             // A restarted actuator keeps what the user last asked for; `initial` is only for the very first start.
             const last = hub.state.view(device)?.sensors.find((p) => p.id === config.id)?.value ?? null;
             const initial = last ?? config.initial ?? null;
-            hub.state.setHealth(device, config.id, "ok");
-            if (initial !== null) hub.state.setReading(device, config.id, initial, getClock().now(), "ok");
+            // Not `ok` while the device has no link (devices/presence.ts).
+            const health = healthAtStart(hub, device);
+            hub.state.setHealth(device, config.id, health);
+            if (initial !== null) hub.state.setReading(device, config.id, initial, getClock().now(), health);
             return { intended: initial };
           },
           handleCall: async (req: ActuatorCommand | { t: "intended" }, _from, state: State) => {

@@ -1,6 +1,8 @@
 /**
  * A sensor actor: one GenServer per sensor. It validates each reading (type, range, rate of change, flat line),
  * watches for staleness, keeps the sensor's health, and publishes `state/<sensor>` (retained) on every change.
+ * While its device has no link the sensor is `down` (devices/presence.ts), also when its actor (re)starts then;
+ * its next accepted reading makes it `ok`.
  * Readings arrive already stored (the broker's persistence hook runs first); rejected ones are counted and logged.
  * Each reading passes through the sensor's hub-side driver (convert.ts); a driver fault (`throws`, `hang`) set in
  * `hub.driverFaults` for this sensor sends it through driver.ts instead, where it crashes or hangs the actor.
@@ -18,6 +20,7 @@ import {
 } from "../../hub/runtime/index.ts";
 import type { ReadingValue } from "../../hub/store.ts";
 import type { Health } from "../../hub/view.ts";
+import { healthAtStart } from "../presence.ts";
 import { convertRaw } from "./convert.ts";
 import { FaultyDriver } from "./driver.ts";
 import { checkReading, type History, remember } from "./validate.ts";
@@ -120,24 +123,30 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
 
   return {
     init: (_: undefined, self: { pid: Pid }): State => {
+      // A sensor of a device without a link starts `down` and is `ok` with its first accepted reading.
+      const health = healthAtStart(hub, device);
       const state: State = {
         history: { lastValue: null, lastTs: null, changedAt: null },
-        health: "ok",
+        health,
         rejected: 0,
         fault: undefined,
         staleTimer: null,
         self: self.pid,
         faulty: null,
       };
-      hub.state.setHealth(device, config.id, "ok");
+      hub.state.setHealth(device, config.id, health);
       armStale(state);
       return state;
     },
     handleInfo: (msg: unknown, state: State): State | Promise<State> => {
       if (msg === STALE_CHECK) {
         state.staleTimer = null;
-        setHealth(state, "faulty", `no reading for ${staleMs} ms (stale)`);
-        hub.state.setHealth(device, config.id, "faulty");
+        // Silent because its device has no link: `down` (devices/presence.ts); silent on a live device: stale.
+        if (hub.state.status(device) === "online")
+          setHealth(state, "faulty", `no reading for ${staleMs} ms (stale)`);
+        else
+          setHealth(state, "down", `no reading for ${staleMs} ms: ${device} is ${hub.state.status(device)}`);
+        hub.state.setHealth(device, config.id, state.health);
         if (state.history.lastValue !== null) publish(state);
         armStale(state);
         return state;

@@ -3,7 +3,7 @@
  * (startHub on free ports) with the real agent as a virtual Pi (simulator/pi/virtual-pi.ts) on a virtual sysfs:
  * a new run of the agent is one `board_reset` with its cause and the relay closed again; the same run coming back
  * from a partition is no reset; CRC errors in a row restart the sensor's actor; a device that is offline has no
- * healthy sensors.
+ * healthy sensors — nor does a serial device whose port cannot be opened (the same rule for both link kinds).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,9 +17,9 @@ import {
   RUN_TOLERANCE_MS,
 } from "../../devices/boards/pi.ts";
 import { DeviceSchema, FleetConfigSchema, generateToken, hashToken } from "../../hub/config.ts";
-import { boardName, linkName } from "../../hub/context.ts";
+import { boardName, linkName, partName } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
-import { call } from "../../hub/runtime/index.ts";
+import { call, exit } from "../../hub/runtime/index.ts";
 import type { HubEvent } from "../../hub/store.ts";
 import { startVirtualPi, type VirtualPi } from "../../simulator/pi/virtual-pi.ts";
 
@@ -68,8 +68,25 @@ beforeAll(async () => {
       ],
       actuators: [{ id: "pump", kind: "relay" }],
     }),
+    // An Arduino whose port never opens: its link restarts with backoff, and its parts with it.
+    DeviceSchema.parse({
+      id: "unplugged-uno",
+      board: "uno",
+      link: { type: "serial", path: "/dev/ttyACM9" },
+      sensors: [{ id: "pot", kind: "analog", pin: "A0", periodMs: 200 }],
+      actuators: [{ id: "led", kind: "led", pin: 13 }],
+    }),
   );
-  hub = await startHub({ config, dataDir: join(work, "data"), httpPort: 0, mqttPort: 0, logger });
+  hub = await startHub({
+    config,
+    dataDir: join(work, "data"),
+    httpPort: 0,
+    mqttPort: 0,
+    logger,
+    serialOpener: async (link) => {
+      throw new Error(`serial port ${link.path} not found: plug unplugged-uno in`);
+    },
+  });
   pi = await startVirtualPi({
     dir: join(work, "pi"),
     device: DEVICE,
@@ -170,4 +187,46 @@ describe("telling a new run of the agent from the same run (devices/boards/pi.ts
     expect(parseAgentHeartbeat(JSON.stringify({ ts: 1 }))).toBeNull();
     expect(parseAgentHeartbeat(JSON.stringify({ ts: 1, uptimeS: -1 }))).toBeNull();
   });
+});
+
+describe("parts of a device without a link are not healthy", () => {
+  it("a Pi that goes offline: its sensor and relay are down, a sensor actor restarted meanwhile too, ok again once readings flow", async () => {
+    await until(() => sensor("water-temp")?.health === "ok", 10_000, "water-temp ok");
+    pi.partition(true);
+    await until(() => status() === "offline", 10_000, `${DEVICE} offline`);
+    expect(sensor("water-temp")?.health).toBe("down");
+    expect(sensor("pump")?.health).toBe("down");
+    // A sensor actor restarted while the device is away starts down, not ok.
+    const old = hub.context.names.whereis(partName(DEVICE, "water-temp"));
+    exit(old as NonNullable<typeof old>, "kill");
+    await until(
+      () => {
+        const p = hub.context.names.whereis(partName(DEVICE, "water-temp"));
+        return p !== undefined && p !== old;
+      },
+      5000,
+      "water-temp restarted",
+    );
+    expect(sensor("water-temp")?.health).toBe("down");
+    pi.partition(false);
+    await online();
+    await until(() => sensor("water-temp")?.health === "ok", 10_000, "water-temp ok after the partition");
+    expect(sensor("pump")?.health).toBe("ok");
+  }, 40_000);
+
+  it("a serial device whose port cannot be opened: its restarted parts are down, not ok", async () => {
+    const uno = () => hub.device("unplugged-uno");
+    await until(() => uno()?.status === "down", 10_000, "unplugged-uno down");
+    // The link has failed and restarted, and its parts with it (rest_for_one).
+    await until(
+      () => hub.events({ device: "unplugged-uno", type: "backoff", limit: 100 }).length >= 2,
+      10_000,
+      "two link restarts",
+    );
+    expect(uno()?.reason).toMatch(/not found/);
+    expect(uno()?.sensors.map((s) => [s.id, s.health])).toEqual([
+      ["pot", "down"],
+      ["led", "down"],
+    ]);
+  }, 20_000);
 });
