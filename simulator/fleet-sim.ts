@@ -45,6 +45,8 @@ export interface FleetSimulationOptions {
   /** The simulation's own API (default 127.0.0.1, port 0 = a free one). */
   httpHost?: string;
   httpPort?: number;
+  /** Bearer token for its API's POST and DELETE; required when `httpHost` is not a loopback address. */
+  apiToken?: string;
   /** Where the pty links (`<dir>/<device>.tty`) and the Pis' trees and state go (default a fresh temp dir). */
   dir?: string;
   /** Same seed, same readings (default 42). */
@@ -181,6 +183,7 @@ export async function startFleetSimulation(o: FleetSimulationOptions): Promise<F
       port: o.httpPort ?? 0,
       devices,
       physical: faults,
+      ...(o.apiToken === undefined ? {} : { token: o.apiToken }),
       logger: log,
     });
     const boards: SimulatedBoard[] = config.devices.map((d) => {

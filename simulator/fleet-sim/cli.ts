@@ -21,6 +21,8 @@ export interface FleetSimulationCliOptions {
   httpHost?: string;
   /** `--http-port N`: its port (default 0: a free one, printed). */
   httpPort?: number;
+  /** `--api-token TOKEN` (or env GANGLION_API_TOKEN): needed for POST/DELETE when `httpHost` is not loopback. */
+  apiToken?: string;
   /** `--seed N`: same seed, same readings (default 42). */
   seed?: number;
   /**
@@ -96,6 +98,9 @@ export async function runFleetSimulationCli(options: FleetSimulationCliOptions):
     ...(options.httpHost === undefined ? {} : { httpHost: options.httpHost }),
     ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
     ...(options.seed === undefined ? {} : { seed: options.seed }),
+    ...((options.apiToken ?? process.env.GANGLION_API_TOKEN)
+      ? { apiToken: options.apiToken ?? (process.env.GANGLION_API_TOKEN as string) }
+      : {}),
     dir: options.dir ?? join(tmpdir(), "ganglion-simulate"),
   });
   try {

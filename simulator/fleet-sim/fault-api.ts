@@ -16,7 +16,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
-import { isLoopbackHost, loopbackHostHeader, sameOrigin } from "../../hub/api.ts";
+import { isLoopbackHost, loopbackHostHeader, sameOrigin, tokenMatches } from "../../hub/api.ts";
 import type { DeviceConfig } from "../../hub/config.ts";
 import { FaultBook } from "../../hub/faults/book.ts";
 import { driverFaultTable, HUB_SIDE_KINDS, type PhysicalFaults } from "../../hub/faults/contract.ts";
@@ -29,6 +29,8 @@ export interface FaultApiOptions {
   port: number;
   devices: readonly DeviceConfig[];
   physical: PhysicalFaults;
+  /** Bearer token for POST and DELETE; required when `host` is not a loopback address. */
+  token?: string;
   logger: Logger;
 }
 
@@ -105,8 +107,17 @@ class HttpError extends Error {
   }
 }
 
-/** Starts the fault API; resolves once it listens. */
+/**
+ * Starts the fault API; resolves once it listens. Rejects when bound beyond loopback without a token: anyone who
+ * reaches it could pull the boards' cables.
+ */
 export async function startFaultApi(o: FaultApiOptions): Promise<FaultApi> {
+  const loopback = isLoopbackHost(o.host);
+  if (!loopback && !o.token) {
+    throw new Error(
+      `the simulation's API on ${o.host} needs an API token (anyone who reaches it could inject faults): give one, or bind it to 127.0.0.1`,
+    );
+  }
   const log = o.logger.child({ service: "simulate-api" });
   const book = new FaultBook({
     // No hub here: the book's events go to the log (the hub sees the faults' outcomes, not the faults).
@@ -119,7 +130,6 @@ export async function startFaultApi(o: FaultApiOptions): Promise<FaultApi> {
     restartBroker: () => Promise.reject(new Error("the simulation has no broker")),
     physical: o.physical,
   });
-  const loopback = isLoopbackHost(o.host);
 
   const route = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -134,6 +144,14 @@ export async function startFaultApi(o: FaultApiOptions): Promise<FaultApi> {
         "bad_origin",
         `requests from ${req.headers.origin} may not change this simulation`,
       );
+    }
+    if (method !== "GET" && o.token !== undefined) {
+      const presented = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "")?.[1];
+      if (presented === undefined || !tokenMatches(presented, o.token)) {
+        return fail(res, 401, "unauthorized", "this endpoint needs Authorization: Bearer <api token>", {
+          "www-authenticate": 'Bearer realm="ganglion-simulate"',
+        });
+      }
     }
     if (path === "/api/health") {
       if (method !== "GET")

@@ -23,7 +23,9 @@ import {
 } from "../../hub/config.ts";
 import type { SerialOpener } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { demoFaults } from "../../simulator/faults.ts";
 import { describeSimulation } from "../../simulator/fleet-sim/cli.ts";
+import { startFaultApi } from "../../simulator/fleet-sim/fault-api.ts";
 import { partSeed, thermometerModel } from "../../simulator/fleet-sim/models.ts";
 import { piAgentParts } from "../../simulator/fleet-sim/pi-config.ts";
 import { FIRMWARE_HEX, UNO_TICK_MS, unoInputsFor } from "../../simulator/fleet-sim/uno-board.ts";
@@ -316,6 +318,36 @@ describe("a user's fleet as virtual boards against a real hub", () => {
     expect((await api("DELETE", "/api/faults/f999")).status).toBe(404);
     const notJson = await fetch(`${sim?.apiUrl}/api/faults`, { method: "POST", body: "x" });
     expect(notJson.status).toBe(415);
+  });
+
+  it("its API takes a bearer token for changes, and refuses to listen beyond loopback without one", async () => {
+    const physical = demoFaults({ devices: () => [], pis: new Map(), unos: new Map(), seed: 1 });
+    await expect(startFaultApi({ host: "0.0.0.0", port: 0, devices: [], physical, logger })).rejects.toThrow(
+      /needs an API token/,
+    );
+    const guarded = await startFaultApi({
+      host: "127.0.0.1",
+      port: 0,
+      devices: [],
+      physical,
+      token: "s3cret",
+      logger,
+    });
+    try {
+      const post = (auth?: string) =>
+        fetch(`${guarded.url}/api/faults`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) },
+          body: JSON.stringify({ kind: "disconnect", device: "x" }),
+        });
+      expect((await post()).status).toBe(401);
+      expect((await post("Bearer wrong")).status).toBe(401);
+      // Authorised, the request reaches the book: no such device.
+      expect((await post("Bearer s3cret")).status).toBe(404);
+      expect(await (await fetch(`${guarded.url}/api/faults`)).json()).toEqual([]);
+    } finally {
+      await guarded.close();
+    }
   });
 
   it("a device missing from the tokens file is an error naming it and how to get a token", async () => {
