@@ -18,6 +18,7 @@
  * ```
  */
 import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { pino } from "pino";
@@ -135,7 +136,7 @@ export async function startFleetSimulation(o: FleetSimulationOptions): Promise<F
     if (!existsSync(hex))
       throw new Error(`${d.id}: no firmware to emulate at ${hex}; run make -C firmware/arduino`);
   }
-  const dir = o.dir ?? join((await import("node:os")).tmpdir(), `ganglion-simulate-${process.pid}`);
+  const dir = o.dir ?? join(tmpdir(), `ganglion-simulate-${process.pid}`);
   mkdirSync(dir, { recursive: true });
 
   const unos = new Map<string, FleetUno>();

@@ -210,7 +210,15 @@ export async function startFaultApi(o: FaultApiOptions): Promise<FaultApi> {
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE"
+          ? new Error(
+              `port ${o.host}:${o.port} is already in use; pick another with --http-port (0 picks a free one)`,
+            )
+          : err,
+      ),
+    );
     server.listen(o.port, o.host, () => resolve());
   });
   const address = server.address() as AddressInfo;

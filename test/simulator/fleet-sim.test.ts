@@ -320,7 +320,7 @@ describe("a user's fleet as virtual boards against a real hub", () => {
     expect(notJson.status).toBe(415);
   });
 
-  it("its API takes a bearer token for changes, and refuses to listen beyond loopback without one", async () => {
+  it("its API takes a bearer token for changes, refuses to listen beyond loopback without one, and names a taken port", async () => {
     const physical = demoFaults({ devices: () => [], pis: new Map(), unos: new Map(), seed: 1 });
     await expect(startFaultApi({ host: "0.0.0.0", port: 0, devices: [], physical, logger })).rejects.toThrow(
       /needs an API token/,
@@ -345,6 +345,10 @@ describe("a user's fleet as virtual boards against a real hub", () => {
       // Authorised, the request reaches the book: no such device.
       expect((await post("Bearer s3cret")).status).toBe(404);
       expect(await (await fetch(`${guarded.url}/api/faults`)).json()).toEqual([]);
+      const taken = Number(new URL(guarded.url).port);
+      await expect(
+        startFaultApi({ host: "127.0.0.1", port: taken, devices: [], physical, logger }),
+      ).rejects.toThrow(`port 127.0.0.1:${taken} is already in use; pick another with --http-port`);
     } finally {
       await guarded.close();
     }
