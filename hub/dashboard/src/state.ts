@@ -16,7 +16,10 @@ import type {
   TreeNode,
 } from "./types.ts";
 
-/** A sensor's recent numeric readings for its sparkline (booleans as 0/1), oldest first. */
+/**
+ * A sensor's recent numeric readings for its sparkline (booleans as 0/1), oldest first. Each update is a new Series
+ * over the same arrays, appended in place: compare Series, not arrays.
+ */
 export interface Series {
   ts: number[];
   values: number[];
@@ -196,11 +199,19 @@ class Batch {
     const key = seriesKey(device, sensor);
     const old = this.s.series[key];
     if (old !== undefined && old.ts.length > 0 && ts <= old.ts[old.ts.length - 1]!) return;
-    const keep = SERIES_POINTS - 1;
-    const next: Series = {
-      ts: old === undefined ? [ts] : [...old.ts.slice(-keep), ts],
-      values: old === undefined ? [n] : [...old.values.slice(-keep), n],
-    };
+    // The arrays grow in place (a thousand readings a second would otherwise copy 480 numbers each); the Series
+    // object is new, which is what tells a card and its sparkline that it moved.
+    let next: Series;
+    if (old === undefined) next = { ts: [ts], values: [n] };
+    else {
+      old.ts.push(ts);
+      old.values.push(n);
+      if (old.ts.length > SERIES_POINTS) {
+        old.ts.shift();
+        old.values.shift();
+      }
+      next = { ts: old.ts, values: old.values };
+    }
     if (!this.seriesOwned) {
       this.s.series = { ...this.s.series };
       this.seriesOwned = true;
