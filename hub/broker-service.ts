@@ -121,7 +121,19 @@ function embedded(broker: RunningBroker): HubBroker {
   };
 }
 
-function parseReading(payload: Buffer): { value: ReadingValue; ts: number; seq: number | null } | string {
+/**
+ * A reading the device could not take (firmware/pi-agent/README.md: `{"error": code, "ts", "message"?}` on
+ * `telemetry/<sensor>`, no value and no seq): not stored, handed to the sensor actor, which counts it.
+ */
+interface ReadFailure {
+  error: string;
+  ts: number;
+  message?: string;
+}
+
+function parseReading(
+  payload: Buffer,
+): { value: ReadingValue; ts: number; seq: number | null } | ReadFailure | string {
   let body: unknown;
   try {
     body = JSON.parse(payload.toString("utf8"));
@@ -129,7 +141,10 @@ function parseReading(payload: Buffer): { value: ReadingValue; ts: number; seq: 
     return "payload is not JSON";
   }
   if (typeof body !== "object" || body === null) return "payload is not a JSON object";
-  const { value, ts, seq } = body as Record<string, unknown>;
+  const { value, ts, seq, error, message } = body as Record<string, unknown>;
+  if (value === undefined && typeof error === "string" && typeof ts === "number" && Number.isFinite(ts)) {
+    return { error, ts, ...(typeof message === "string" ? { message } : {}) };
+  }
   if (typeof value !== "number" && typeof value !== "boolean" && typeof value !== "string") {
     return "value must be a number, boolean or string";
   }
@@ -235,6 +250,10 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
         { device: m.device, sensor: m.sensor },
         `telemetry for unknown sensor ${m.device}/${m.sensor}; add it to the fleet file`,
       );
+      return;
+    }
+    if ("error" in reading) {
+      hub.names.whereis(partName(m.device, m.sensor))?.proc?.deliver({ t: "read-failed", ...reading });
       return;
     }
     const stored = await hub.store.persistTelemetry({ device: m.device, sensor: m.sensor, ...reading });

@@ -3,6 +3,12 @@
  * watches for staleness, keeps the sensor's health, and publishes `state/<sensor>` (retained) on every change.
  * While its device has no link the sensor is `down` (devices/presence.ts), also when its actor (re)starts then;
  * its next accepted reading makes it `ok`.
+ *
+ * A reading the device could not take at all (a DS18B20's CRC error, reported by the agent as `read-failed`) or
+ * one that is not a number (`nan`) is rejected and counted like any other; after
+ * {@link READ_FAILURES_BEFORE_RESTART} of them in a row the actor exits with {@link SensorReadFailedError}, so its
+ * supervisor restarts it and its driver (DESIGN.md §3, `nan`). The sensor stays `faulty` across that restart until a
+ * reading is accepted again.
  * Readings arrive already stored (the broker's persistence hook runs first); rejected ones are counted and logged.
  * Each reading passes through the sensor's hub-side driver (convert.ts); a driver fault (`throws`, `hang`) set in
  * `hub.driverFaults` for this sensor sends it through driver.ts instead, where it crashes or hangs the actor.
@@ -15,7 +21,9 @@ import {
   isCleanExit,
   type Pid,
   replyWith,
+  type Stop,
   startServer,
+  stop,
   type TimerHandle,
 } from "../../hub/runtime/index.ts";
 import type { ReadingValue } from "../../hub/store.ts";
@@ -24,6 +32,33 @@ import { healthAtStart } from "../presence.ts";
 import { convertRaw } from "./convert.ts";
 import { FaultyDriver } from "./driver.ts";
 import { checkReading, type History, remember } from "./validate.ts";
+
+/** A reading the device could not take, routed to the sensor actor (`{"error", "ts"}` on `telemetry/<sensor>`). */
+export interface ReadFailed {
+  t: "read-failed";
+  /** The device's code: `crc`, `power-on`, `io`, `parse` for the Pi agent. */
+  error: string;
+  ts: number;
+  message?: string;
+}
+
+/** Failed reads in a row after which the sensor actor exits, so its supervisor restarts it and its driver. */
+export const READ_FAILURES_BEFORE_RESTART = 3;
+
+/** Why a sensor actor exited: its readings kept failing (DESIGN.md §3, `nan`). */
+export class SensorReadFailedError extends Error {
+  override readonly name = "SensorReadFailedError";
+  constructor(
+    readonly device: string,
+    readonly sensor: string,
+    readonly failures: number,
+    readonly last: string,
+  ) {
+    super(
+      `${device}/${sensor}: ${failures} readings in a row failed (last: ${last}); restarting the sensor's driver`,
+    );
+  }
+}
 
 /** A reading routed to a sensor actor. */
 export interface Reading {
@@ -37,6 +72,8 @@ interface State {
   history: History;
   health: Health;
   rejected: number;
+  /** Failed reads (read-failed, nan) since the last reading that was read at all. */
+  failedReads: number;
   /** Why the sensor is faulty, for logs and the tree. */
   fault: string | undefined;
   staleTimer: TimerHandle | null;
@@ -49,6 +86,8 @@ interface State {
 export interface SensorStats {
   health: Health;
   rejected: number;
+  /** Failed reads in a row (see {@link READ_FAILURES_BEFORE_RESTART}). */
+  failedReads: number;
   fault: string | undefined;
   value: ReadingValue | null;
 }
@@ -97,9 +136,33 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
     state.fault = fault;
   };
 
+  /**
+   * A reading that could not be taken: rejected and counted; the last of {@link READ_FAILURES_BEFORE_RESTART}
+   * in a row ends the actor, and its supervisor restarts it with a fresh driver.
+   */
+  const readFailed = (state: State, what: string): State | Stop<State> => {
+    state.rejected++;
+    state.failedReads++;
+    setHealth(state, "faulty", `reading failed: ${what}`);
+    hub.state.setHealth(device, config.id, "faulty");
+    if (state.history.lastValue !== null) publish(state);
+    if (state.failedReads < READ_FAILURES_BEFORE_RESTART) {
+      log.warn(
+        { failedReads: state.failedReads, rejected: state.rejected },
+        `reading failed on ${device}/${config.id}: ${what}; check the sensor's wiring`,
+      );
+      return state;
+    }
+    const reason = new SensorReadFailedError(device, config.id, state.failedReads, what);
+    log.error({ failedReads: state.failedReads }, reason.message);
+    return stop(reason, state);
+  };
+
   /** Validates a converted reading and, if accepted, makes it the sensor's value. */
-  const accept = (state: State, reading: Reading, converted: unknown): State => {
+  const accept = (state: State, reading: Reading, converted: unknown): State | Stop<State> => {
     const verdict = checkReading(config, converted, reading.ts, state.history);
+    if (!verdict.ok && verdict.reason === "nan") return readFailed(state, verdict.message);
+    state.failedReads = 0; // something was read, even if it is rejected below
     if (!verdict.ok) {
       state.rejected++;
       log.warn(
@@ -123,13 +186,17 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
 
   return {
     init: (_: undefined, self: { pid: Pid }): State => {
-      // A sensor of a device without a link starts `down` and is `ok` with its first accepted reading.
-      const health = healthAtStart(hub, device);
+      // A sensor of a device without a link starts `down` and is `ok` with its first accepted reading; one that
+      // was faulty (its predecessor's reads kept failing) stays faulty until then.
+      const atStart = healthAtStart(hub, device);
+      const health =
+        atStart === "ok" && hub.state.health(device, config.id) === "faulty" ? "faulty" : atStart;
       const state: State = {
         history: { lastValue: null, lastTs: null, changedAt: null },
         health,
         rejected: 0,
-        fault: undefined,
+        failedReads: 0,
+        fault: health === "faulty" ? "faulty before its restart; no reading accepted since" : undefined,
         staleTimer: null,
         self: self.pid,
         faulty: null,
@@ -138,7 +205,7 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
       armStale(state);
       return state;
     },
-    handleInfo: (msg: unknown, state: State): State | Promise<State> => {
+    handleInfo: (msg: unknown, state: State): State | Stop<State> | Promise<State | Stop<State>> => {
       if (msg === STALE_CHECK) {
         state.staleTimer = null;
         // Silent because its device has no link: `down` (devices/presence.ts); silent on a live device: stale.
@@ -151,7 +218,11 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
         armStale(state);
         return state;
       }
-      const reading = msg as Reading;
+      const reading = msg as Reading | ReadFailed;
+      if (reading?.t === "read-failed") {
+        armStale(state); // the device is talking: not stale, failing
+        return readFailed(state, `${reading.error}${reading.message ? ` (${reading.message})` : ""}`);
+      }
       if (reading?.t !== "reading") return state;
       armStale(state);
       // Driver faults cost the healthy path this one Map lookup.
@@ -179,6 +250,7 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
         {
           health: state.health,
           rejected: state.rejected,
+          failedReads: state.failedReads,
           fault: state.fault,
           value: state.history.lastValue,
         },
@@ -188,8 +260,13 @@ function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path:
       if (state.staleTimer !== null) getClock().clearTimeout(state.staleTimer);
       // A crash (a driver fault among them): the sensor shows `restarting` until its next actor starts. Not when
       // an exit signal ended us mid-`hang` and this runs late: our name is gone, and a successor may own the health.
+      // Reads that kept failing: `faulty` until a reading is accepted, across the restart.
       if (!isCleanExit(reason) && hub.names.whereis(partName(device, config.id)) === state.self)
-        hub.state.setHealth(device, config.id, "restarting");
+        hub.state.setHealth(
+          device,
+          config.id,
+          reason instanceof SensorReadFailedError ? "faulty" : "restarting",
+        );
     },
   };
 }

@@ -19,7 +19,7 @@ import {
 import { DeviceSchema, FleetConfigSchema, generateToken, hashToken } from "../../hub/config.ts";
 import { boardName, linkName, partName } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
-import { call, exit } from "../../hub/runtime/index.ts";
+import { call, exit, findNode } from "../../hub/runtime/index.ts";
 import type { HubEvent } from "../../hub/store.ts";
 import { startVirtualPi, type VirtualPi } from "../../simulator/pi/virtual-pi.ts";
 
@@ -156,6 +156,34 @@ describe("a Raspberry Pi's reboot, partition and offline outcomes", () => {
     expect(events("board_reset").length).toBe(before);
     expect((await board()).resets).toBe(resets);
     expect(pi.sys.readGpio(RELAY_GPIO)).toBe(1);
+  }, 30_000);
+});
+
+describe("a Raspberry Pi's DS18B20 failing its CRC (nan)", () => {
+  it("each failed read reaches the hub; three in a row restart the sensor's actor, faulty meanwhile, ok once cleared", async () => {
+    await until(() => sensor("water-temp")?.health === "ok", 10_000, "water-temp ok");
+    const path = `hub/fleet/${DEVICE}/sensors/water-temp`;
+    const restarts = () => events("restarted").filter((e) => e.path === path).length;
+    const before = restarts();
+    const actor = hub.context.names.whereis(partName(DEVICE, "water-temp"));
+    const seqs = () => hub.telemetry({ device: DEVICE, sensor: "water-temp" }).map((r) => r.seq as number);
+    const lastSeq = seqs().at(-1) as number;
+    pi.sys.setCrcError(ADDRESS, true);
+    await until(() => sensor("water-temp")?.health === "faulty", 5000, "water-temp faulty");
+    await until(() => restarts() > before, 10_000, "a restarted event for water-temp");
+    pi.sys.setCrcError(ADDRESS, false);
+    expect(findNode(hub.tree(), path)?.lastExit?.reason).toMatch(
+      /SensorReadFailedError: tank-pi\/water-temp: 3 readings in a row failed \(last: crc/,
+    );
+    expect(hub.context.names.whereis(partName(DEVICE, "water-temp"))).not.toBe(actor);
+    // The fresh actor has read nothing yet: still faulty, not ok.
+    expect(sensor("water-temp")?.health).toBe("faulty");
+    await until(() => sensor("water-temp")?.health === "ok", 10_000, "water-temp ok after clear");
+    // The failed reads took no seq: the history has no gap across the fault.
+    const after = seqs().filter((s) => s >= lastSeq);
+    expect(after.length).toBeGreaterThan(1);
+    expect(after).toEqual(after.map((_, i) => lastSeq + i));
+    expect(events("gave_up")).toEqual([]);
   }, 30_000);
 });
 

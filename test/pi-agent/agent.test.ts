@@ -122,21 +122,33 @@ describe("pi-agent against a real broker and a virtual sysfs", () => {
     );
   });
 
-  it("never publishes a reading whose CRC is NO, and counts it in the heartbeat", async () => {
+  it("never publishes a reading whose CRC is NO: it reports the failed read (no value, no seq) and counts it in the heartbeat", async () => {
     const { hub, sys, agent } = await rig();
     const rejected: string[] = [];
     agent.on("rejected", (r) => rejected.push(`${r.sensor}:${r.code}`));
     await hub.until((m) => m.some((x) => x.topic === `${T}/telemetry/water`));
     sys.setCrcError(W1_ADDRESS, true);
     await waitFor(() => rejected.length >= 5, 5000, "rejected readings");
-    const during = hub.json<Telemetry>(`${T}/telemetry/water`).length;
+    const readings = () => hub.json<Telemetry>(`${T}/telemetry/water`).filter((m) => "value" in m);
+    const during = readings().length;
     await new Promise((r) => setTimeout(r, 300));
     sys.setCrcError(W1_ADDRESS, false);
-    await hub.until(() => hub.json<Telemetry>(`${T}/telemetry/water`).length > during + 2);
-    const water = hub.json<Telemetry>(`${T}/telemetry/water`);
+    await hub.until(() => readings().length > during + 2);
+    const water = readings();
     expect(water.every((m) => m.value === 21.5)).toBe(true); // the corrupted t= never made it
     expectConsecutive(water, 1); // and consumed no seq
     expect(rejected.every((r) => r === "water:crc")).toBe(true);
+    // Each failed read was reported on the sensor's telemetry topic, as an error with its time and no seq.
+    const failed = hub.json<Record<string, unknown>>(`${T}/telemetry/water`).filter((m) => !("value" in m));
+    expect(failed.length).toBeGreaterThanOrEqual(5);
+    for (const f of failed) {
+      expect(f).toMatchObject({
+        error: "crc",
+        ts: expect.any(Number),
+        message: expect.stringMatching(/CRC/i),
+      });
+      expect(f).not.toHaveProperty("seq");
+    }
     await hub.until(() =>
       hub
         .json<{ rejected: Record<string, number> }>(`${T}/heartbeat`)

@@ -47,7 +47,7 @@ export interface AgentEvents {
   offline: [{ reason: string; delayMs: number }];
   /** A reading was taken and buffered. */
   reading: [BufferedReading];
-  /** A reading was rejected (CRC error, missing file...): counted, logged, not published. */
+  /** A reading was rejected (CRC error, missing file...): counted, logged, reported (not as a value). */
   rejected: [{ sensor: string; code: string; message: string }];
   /** A command was executed or refused. */
   command: [{ target: string; id: string; op: string; ok: boolean; error?: string }];
@@ -238,6 +238,7 @@ export class Agent extends EventEmitter<AgentEvents> {
             log.warn({ code: err.code, err: err.message, rejectedInARow: streak }, "reading rejected");
           }
           lastCode = err.code;
+          this.reportRejected(sensor.id, err, ts);
           this.emit("rejected", { sensor: sensor.id, code: err.code, message: err.message });
         } else {
           log.error({ err }, "cannot record reading");
@@ -248,6 +249,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     };
     void sample();
     this.stoppers.push(every(this.clock, sensor.periodMs, () => void sample()));
+  }
+
+  /**
+   * Tells the hub a reading failed, so its sensor actor can count failures in a row and restart its driver:
+   * `{"error": code, "ts", "message"}` on `telemetry/<sensor>`, QoS 0, with no value and no seq (a seq would look like
+   * a lost reading). Only while connected and not buffered: a failure is news now, not history to replay.
+   */
+  private reportRejected(sensor: string, err: SensorReadError, ts: number): void {
+    if (!this.isOnline || !this.client) return;
+    const payload = JSON.stringify({ error: err.code, ts, message: err.message });
+    this.client.publish(`${this.topicBase}/telemetry/${sensor}`, payload, { qos: 0 });
   }
 
   /** Buffers one reading with the next seq of its sensor, then lets the pump publish it. */
