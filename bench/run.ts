@@ -320,6 +320,9 @@ switch (suite) {
       json,
     });
     break;
+  case "sim": // the simulator's targets: idle demo CPU, fault recovery, 10k MQTT devices, 10% faulted (bench/sim.ts)
+    await ((await import(join(root, "bench", "sim.ts"))) as typeof import("./sim.ts")).run({ json });
+    break;
   default:
     console.error(
       `bench: unknown or not yet built suite "${suite}" (available: runtime, boards, fleet, dashboard)`,
