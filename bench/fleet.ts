@@ -474,6 +474,14 @@ async function serveHub(opts: { count: number; rate: number; tokenHash: string; 
   const { FleetConfigSchema } = await import("../hub/config.ts");
   const { startHub } = await import("../hub/hub.ts");
   const { loadDeviceId, loadPiEntry } = await import("../simulator/load/fleet.ts");
+  // FLEET_BENCH_AEDES_CONCURRENCY also reaches the hub's embedded aedes (an experiment: hub/broker.ts owns the
+  // real setting), by wrapping Aedes.createBroker before the hub calls it.
+  const concurrency = process.env.FLEET_BENCH_AEDES_CONCURRENCY;
+  if (concurrency !== undefined) {
+    const { Aedes } = await import("aedes");
+    const create = Aedes.createBroker.bind(Aedes);
+    Aedes.createBroker = (o) => create({ ...o, concurrency: Number(concurrency) });
+  }
   const devices = Array.from({ length: opts.count }, (_, i) =>
     loadPiEntry(loadDeviceId(i, opts.count), opts.tokenHash, opts.rate),
   );
