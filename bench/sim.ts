@@ -19,6 +19,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { pathToFileURL } from "node:url";
 import { fmt, type Row } from "./sim/common.ts";
 import { runDemo } from "./sim/demo.ts";
+import { runFaulted } from "./sim/faulted.ts";
 
 function argValue(args: readonly string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -49,6 +50,7 @@ export async function run(options: { json: boolean; args?: readonly string[] }):
   };
 
   await part("demo", () => runDemo({ idleSeconds: 30, throwsPerKind: 30, nan: true, progress }));
+  await part("faulted", () => runFaulted({ devices: 1000, rate: 1, seconds: 60, progress }));
   void devices;
 
   rows.push({ bench: "suite", metric: "wall_time", value: (Date.now() - started) / 1000, unit: "s" });
