@@ -69,13 +69,7 @@ export function App({ store }: { store: DashboardStore }) {
         </section>
         <section class="panel devices-panel" aria-labelledby="devices-h">
           <h2 id="devices-h">Devices</h2>
-          <DeviceCards
-            devices={state.devices}
-            series={state.series}
-            epoch={state.epoch}
-            store={store}
-            now={now}
-          />
+          <DeviceCards devices={state.devices} series={state.series} epoch={state.epoch} store={store} />
         </section>
         <section class="panel faults-panel" aria-labelledby="faults-h">
           <h2 id="faults-h">Faults</h2>

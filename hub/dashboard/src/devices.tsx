@@ -4,7 +4,7 @@
  */
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { ApiError, sendCommand } from "./api.ts";
-import { ago, reading } from "./format.ts";
+import { clock, reading } from "./format.ts";
 import { memo } from "./memo.ts";
 import { Sparkline } from "./sparkline.tsx";
 import { type DashboardStore, type Series, seriesKey } from "./state.ts";
@@ -16,7 +16,6 @@ interface Props {
   series: Record<string, Series>;
   epoch: number;
   store: DashboardStore;
-  now: number;
 }
 
 /** Past this many devices only the cards in view are rendered. */
@@ -44,7 +43,7 @@ function useWidth(ref: { current: HTMLElement | null }): number {
   return width;
 }
 
-export function DeviceCards({ devices, series, epoch, store, now }: Props) {
+export function DeviceCards({ devices, series, epoch, store }: Props) {
   const box = useRef<HTMLDivElement>(null);
   const width = useWidth(box);
   const windowed = devices.length > CARDS_WINDOW_FROM;
@@ -59,7 +58,7 @@ export function DeviceCards({ devices, series, epoch, store, now }: Props) {
 
   if (devices.length === 0) return <p class="muted">No devices in the fleet.</p>;
   const card = (d: DeviceView) => (
-    <DeviceCard key={d.id} device={d} series={series} epoch={epoch} store={store} now={now} />
+    <DeviceCard key={d.id} device={d} series={series} epoch={epoch} store={store} />
   );
   if (!windowed) {
     return (
@@ -88,9 +87,9 @@ export function DeviceCards({ devices, series, epoch, store, now }: Props) {
 
 type CardProps = { device: DeviceView } & Omit<Props, "devices">;
 
-/** A card renders again when its device, one of its own sensors' series, the epoch or the clock moved. */
+/** A card renders again when its device, one of its own sensors' series or the epoch moved (never for the clock). */
 function sameCard(a: CardProps, b: CardProps): boolean {
-  if (a.device !== b.device || a.epoch !== b.epoch || a.now !== b.now || a.store !== b.store) return false;
+  if (a.device !== b.device || a.epoch !== b.epoch || a.store !== b.store) return false;
   if (a.series === b.series) return true;
   for (const p of b.device.sensors) {
     const key = seriesKey(b.device.id, p.id);
@@ -99,7 +98,7 @@ function sameCard(a: CardProps, b: CardProps): boolean {
   return true;
 }
 
-const DeviceCard = memo(function DeviceCard({ device, series, epoch, store, now }: CardProps) {
+const DeviceCard = memo(function DeviceCard({ device, series, epoch, store }: CardProps) {
   const sensors = device.sensors.filter((p) => ACTUATOR_OPS[p.kind] === undefined);
   const actuators = device.sensors.filter((p) => ACTUATOR_OPS[p.kind] !== undefined);
   return (
@@ -133,7 +132,7 @@ const DeviceCard = memo(function DeviceCard({ device, series, epoch, store, now 
               <th scope="row" title={p.kind}>
                 {p.id}
               </th>
-              <td class="value" title={p.ts === null ? "no reading yet" : ago(p.ts, now)}>
+              <td class="value" title={p.ts === null ? "no reading yet" : `read at ${clock(p.ts)}`}>
                 <span data-role="value">{reading(p.value, p.kind)}</span>
                 {p.unit && p.value !== null && <span class="unit"> {p.unit}</span>}
               </td>
