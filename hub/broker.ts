@@ -292,6 +292,10 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   let broker: RunningBroker | undefined;
 
   const aedes = await Aedes.createBroker({
+    // No cap on deliveries in flight: past aedes's default of 100, mqemitter queues messages in an array drained
+    // with shift() and by recursion — 24 % of the hub's CPU under a 1k-device flood, and a stack overflow at 4k
+    // readings/s (bench fleet). Each device is already held back by its PUBACK, sent once the reading is stored.
+    concurrency: 0,
     connectTimeout: options.connectTimeoutMs ?? 10_000,
     maxClientsIdLength: 128,
     drainTimeout: 30_000,
