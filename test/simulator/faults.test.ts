@@ -14,12 +14,13 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BoardStats } from "../../devices/boards/arduino.ts";
 import { convert } from "../../devices/boards/firmata-pins.ts";
+import type { PiBoardStats } from "../../devices/boards/pi.ts";
 import type { SensorStats } from "../../devices/sensors/sensor.ts";
 import { FleetConfigSchema, type SensorConfig } from "../../hub/config.ts";
 import { boardName, linkName, partName } from "../../hub/context.ts";
 import type { FaultKind, FaultUndo, FaultView } from "../../hub/faults/contract.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
-import { call } from "../../hub/runtime/index.ts";
+import { call, findNode } from "../../hub/runtime/index.ts";
 import type { HubEvent } from "../../hub/store.ts";
 import type { PinChange } from "../../simulator/boards/avr-board.ts";
 import { type DemoFleet, demoFleet, demoUnoInputs, UNO_HEX } from "../../simulator/demo.ts";
@@ -337,7 +338,11 @@ describe.skipIf(!haveHex)("the demo fleet's physical faults, supervised by the h
     await healthy("tank-pi", "water-temp", 20_000);
   }, 45_000);
 
-  it("nan on a Pi's DS18B20 (1-Wire CRC NO): the agent rejects every reading, the hub sees the sensor go stale", async () => {
+  it("nan on a Pi's DS18B20 (1-Wire CRC NO): each read fails, the sensor is faulty, three in a row restart its actor; ok once cleared", async () => {
+    await healthy("tank-pi", "water-temp", 20_000);
+    const path = "hub/fleet/tank-pi/sensors/water-temp";
+    const restarts = () => events("tank-pi", "restarted").filter((e) => e.path === path).length;
+    const before = restarts();
     const viewer = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0, ...hub.hubLogin() });
     try {
       let crcRejected = 0;
@@ -348,10 +353,16 @@ describe.skipIf(!haveHex)("the demo fleet's physical faults, supervised by the h
       await viewer.subscribeAsync("ganglion/tank-pi/heartbeat");
       const undo = await inject("nan", "tank-pi", "water-temp");
       await until(
-        async () => (await stats("tank-pi", "water-temp"))?.fault?.includes("stale"),
-        20_000,
-        "tank-pi/water-temp stale",
+        async () => (await stats("tank-pi", "water-temp"))?.fault?.includes("crc"),
+        10_000,
+        "tank-pi/water-temp faulty: reading failed (crc)",
       );
+      // The agent reports each failed read; the third in a row (2 s apart) ends the sensor's actor.
+      await until(() => restarts() > before, 20_000, "tank-pi/water-temp restarted");
+      expect(findNode(hub.tree(), path)?.lastExit?.reason).toMatch(
+        /SensorReadFailedError: tank-pi\/water-temp: 3 readings in a row failed \(last: crc/,
+      );
+      expect(sensorView("tank-pi", "water-temp")?.health).toBe("faulty");
       expect(crcRejected).toBeGreaterThanOrEqual(2); // what the agent said in its heartbeat
       await undo();
       await healthy("tank-pi", "water-temp", 20_000);
@@ -395,7 +406,14 @@ describe.skipIf(!haveHex)("the demo fleet's physical faults, supervised by the h
     expect(new Set(after).size).toBe(last - first + 1);
   }, 60_000);
 
-  it("reboot of a Pi: the agent comes back with reset cause power-on and the device is online", async () => {
+  it("reboot of a Pi: one board_reset with reset cause power-on, the pump relay closed again, online", async () => {
+    const pi = demo.pis.get("tank-pi") as NonNullable<ReturnType<typeof demo.pis.get>>;
+    const board = () =>
+      call<PiBoardStats>({ via: hub.context.names, key: boardName("tank-pi") }, { t: "stats" });
+    await online("tank-pi");
+    await hub.command("tank-pi", { target: "pump", op: "close" });
+    expect(pi.sys.readGpio(22)).toBe(0); // the pump relay is active-low: closed pulls its line low
+    const before = events("tank-pi", "board_reset").length;
     const viewer = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0, ...hub.hubLogin() });
     try {
       const causes: string[] = [];
@@ -407,7 +425,23 @@ describe.skipIf(!haveHex)("the demo fleet's physical faults, supervised by the h
       await inject("reboot", "tank-pi");
       expect(demo.pis.get("tank-pi")?.agent).not.toBe(bootId);
       await until(() => causes.includes("power-on"), 10_000, "a heartbeat with resetCause power-on");
+      const reset = await until(
+        () => events("tank-pi", "board_reset").slice(before)[0],
+        10_000,
+        "board_reset after the reboot",
+      );
+      expect(reset).toMatchObject({
+        path: "hub/fleet/tank-pi",
+        reason: "board reset (cause: power-on)",
+        cause: "power-on",
+      });
+      // The new agent drove its outputs off; the hub closed the relay again.
+      await until(() => pi.sys.readGpio(22) === 0, 10_000, "pump relay closed again");
       await online("tank-pi");
+      // Later heartbeats of the same run are no further reset.
+      const beats = (await board()).heartbeats;
+      await until(async () => (await board()).heartbeats >= beats + 2, 10_000, "two more heartbeats");
+      expect(events("tank-pi", "board_reset").length).toBe(before + 1);
     } finally {
       await viewer.endAsync(true);
     }
