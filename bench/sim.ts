@@ -7,8 +7,8 @@
  *    switches (and `nan` on the Unos), recovery p50/p99 — target p99 < 1 s (bench/sim/demo.ts).
  * 3. `mqtt_Nk`: a hub with a generated N-device MQTT fleet (`ganglion start --config`, a child) and N load devices
  *    reporting every 10 s in another child (LoadRun): connected, readings/s accepted, RSS of both — target 10k
- *    devices in one simulator process (bench/sim/mqtt.ts). `--devices N` picks N: the default is 4,000, what fits
- *    the 5-minute budget here (10k logins alone take ~150 s on this loaded 2-core machine).
+ *    devices in one simulator process (bench/sim/mqtt.ts). `--devices N` picks N (default 10,000); the logins get
+ *    what is left of the 5-minute budget, so on a busy machine fewer may connect in time (reported, MISS).
  * 4. `faulted`: the in-process load mode, 1,000 Firmata boards at 1 Hz with 10% of them faulted for 60 s, the
  *    worst gap between consecutive stored readings of the healthy 90% — target no gap > 2 periods
  *    (bench/sim/faulted.ts).
@@ -31,9 +31,7 @@ function argValue(args: readonly string[], name: string): string | undefined {
 /** Runs the suite; `args` defaults to this process's command line (`--devices N`, `--only a,b`). */
 export async function run(options: { json: boolean; args?: readonly string[] }): Promise<void> {
   const args = options.args ?? process.argv.slice(2);
-  // 10,000 is the target, but on this 2-core machine shared with other work a 10k hub takes ~150 s just for the
-  // logins (scrypt per device), beyond the suite's 5-minute budget; 4,000 fits. `--devices 10000` measures the target.
-  const devices = Number(argValue(args, "--devices") ?? 4000);
+  const devices = Number(argValue(args, "--devices") ?? 10_000);
   const only = argValue(args, "--only")?.split(",");
   const wanted = (part: string) => only === undefined || only.includes(part);
   const progress = (line: string) => console.error(`  sim: ${line}`);
@@ -55,17 +53,20 @@ export async function run(options: { json: boolean; args?: readonly string[] }):
 
   await part("demo", () => runDemo({ idleSeconds: 30, throwsPerKind: 30, nan: true, progress }));
   await part("faulted", () => runFaulted({ devices: 1000, rate: 1, seconds: 60, progress }));
+  // The logins get what is left of the 5-minute budget (at least 30 s) after the window (25 s) and the stops: on
+  // this 2-core machine 10k devices log in within ~40 s when it is quiet and ~150 s at a load average of 10, so a
+  // busy machine reports how many connected in time (MISS), and `--devices N` measures a smaller fleet.
+  const budgetMs = 290_000;
   await part("mqtt", () =>
     runMqtt({
       devices,
       rate: 0.1,
-      connectTimeoutMs: Math.max(60_000, devices * 20),
+      connectTimeoutMs: Math.max(30_000, budgetMs - (Date.now() - started) - 60_000),
       warmupMs: 5000,
       measureMs: 20_000,
       progress,
     }),
   );
-
   rows.push({ bench: "suite", metric: "wall_time", value: (Date.now() - started) / 1000, unit: "s" });
   if (options.json) {
     for (const r of rows)

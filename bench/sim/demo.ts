@@ -251,6 +251,8 @@ function recoveryRows(
   ];
 }
 
+const NO_READINGS = new Set(["button", "led", "relay", "servo", "digital-out", "pwm"]);
+
 /** Waits until every device is online and every sensor has a reading and is ok (or `timeoutMs`). */
 async function waitHealthy(base: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -260,9 +262,9 @@ async function waitHealthy(base: string, timeoutMs: number): Promise<string> {
     const bad = devices.flatMap((d) =>
       d.status !== "online"
         ? [`${d.id} ${d.status}`]
-        : // Buttons report changes only: nobody may have pressed one yet.
+        : // Buttons report changes only (nobody may have pressed one yet), and actuators have no readings.
           d.sensors
-            .filter((s) => s.health !== "ok" || (s.ts === null && s.kind !== "button"))
+            .filter((s) => s.health !== "ok" || (s.ts === null && !NO_READINGS.has(s.kind)))
             .map((s) => `${d.id}/${s.id} ${s.health}`),
     );
     if (bad.length === 0) return "";
