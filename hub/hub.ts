@@ -101,7 +101,10 @@ export interface RunningHub extends HubView {
   /** True when the hub is a client of an external broker (which then does device logins and ACLs). */
   readonly externalBroker: boolean;
   readonly context: HubContext;
-  /** The hub's own MQTT login (full access), for in-process clients such as the simulator and tests. */
+  /**
+   * The hub's own MQTT login (full access), for in-process clients such as the simulator and tests; 409 with an
+   * external broker (its accounts are its own), 503 while the embedded broker restarts.
+   */
   hubLogin(): { username: string; password: string };
   /** Stops the tree (reverse start order) and closes the history. */
   stop(): Promise<void>;
@@ -366,6 +369,14 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     clearFault: (id: string) => faults.clear(id),
     subscribe: (listener: (update: LiveUpdate) => void) => state.subscribe(listener),
     hubLogin() {
+      if (external !== undefined) {
+        // The external broker's accounts are its own business; the hub has no login there to hand out.
+        throw new HubApiError(
+          409,
+          "external_broker",
+          `the hub uses the external broker ${external.url}: log in there with an account of that broker`,
+        );
+      }
       const login = handle.current?.hubCredentials;
       if (login === undefined) throw new HubApiError(503, "broker_restarting", "the broker is restarting");
       return { ...login };

@@ -363,6 +363,8 @@ describe("external mode: the hub's PUBACK to the broker", () => {
       logger: pino({ level: "silent" }),
       broker: { url, clientId: "hub-under-test" },
     });
+    // The external broker's accounts are its own: the hub has no login there to hand out.
+    expect(() => hub.hubLogin()).toThrow(/external broker mqtt:\/\/127\.0\.0\.1:\d+: log in there/);
     const device = await mqtt.connectAsync(url, { clientId: "ack-1", reconnectPeriod: 0 });
     try {
       const early: number[] = [];
