@@ -152,11 +152,20 @@ export class ExternalBroker {
   /** Disconnects (the broker keeps the hub's session). Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      // A clean DISCONNECT after the hub's own in-flight publishes, unless the broker does not answer.
-      const ended = this.client.endAsync(false).catch(() => undefined);
-      const timer = setTimeout(() => this.client.end(true), 2000);
-      await ended;
-      clearTimeout(timer);
+      // A clean DISCONNECT after the hub's own in-flight publishes, unless the broker does not answer. A connection
+      // that is already gone has nothing to flush: mqtt.js would wait for acks that never come (and a second end()
+      // while it waits is a no-op), which once left the Broker service hanging in terminate, never reconnecting.
+      if (this.client.connected) {
+        let timer: NodeJS.Timeout | undefined;
+        const ended = this.client.endAsync(false).catch(() => undefined);
+        const gaveUp = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 2000);
+        });
+        await Promise.race([ended, gaveUp]);
+        clearTimeout(timer);
+      }
+      // Whatever happened above, the socket is closed when this resolves.
+      this.client.stream?.destroy();
       this.log.info({ url: this.url }, "disconnected from the external mqtt broker");
     })();
     return this.closing;
