@@ -62,6 +62,17 @@ function deathOf(child: ChildProcess): Promise<string> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** CPU time (user + system) a process has used, ms (from /proc; clock ticks are 100 Hz on Linux). */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Resident set size of a process, bytes (from /proc). */
 function rssOf(pid: number): number {
   try {
@@ -188,6 +199,8 @@ interface PhaseOutcome {
   /** Broker RSS when every device was connected, and the highest seen until the window closed. */
   rssConnected: number;
   rssPeak: number;
+  /** CPU the broker's process used in the measuring window, ms (robust to a shared host, unlike the rates). */
+  brokerCpuMs: number;
 }
 
 /**
@@ -206,6 +219,8 @@ async function phase(broker: Broker, spec: Omit<PhaseSpec, "broker">): Promise<P
       let rssConnected = Number.NaN;
       let rssPeak = rssOf(broker.pid);
       let report: ProbeReport | undefined;
+      let cpu0 = Number.NaN;
+      let brokerCpuMs = Number.NaN;
       // Sampled from the start, so a phase that fails (devices that never all connect) still says what it cost.
       const sampler = setInterval(() => {
         rssPeak = Math.max(rssPeak, rssOf(broker.pid));
@@ -214,12 +229,17 @@ async function phase(broker: Broker, spec: Omit<PhaseSpec, "broker">): Promise<P
         if (m.t === "connected") {
           rssConnected = rssOf(broker.pid);
         } else if (m.t === "window") {
-          if (m.open) probe.startWindow();
-          else report = probe.stopWindow();
+          if (m.open) {
+            probe.startWindow();
+            cpu0 = cpuMsOf(broker.pid);
+          } else {
+            report = probe.stopWindow();
+            brokerCpuMs = cpuMsOf(broker.pid) - cpu0;
+          }
         } else if (m.t === "result") {
           clearInterval(sampler);
           rssPeak = Math.max(rssPeak, rssOf(broker.pid));
-          resolve({ result: m.result, probe: report, rssConnected, rssPeak });
+          resolve({ result: m.result, probe: report, rssConnected, rssPeak, brokerCpuMs });
         } else {
           clearInterval(sampler);
           reject(new Error(`${broker.kind}: ${m.message} (broker RSS peaked at ${fmt(rssPeak, "bytes")})`));
@@ -293,6 +313,13 @@ export async function run(options: { json: boolean }): Promise<void> {
     put(name, "flood_1k_readings_per_s", flood.result.ackedPerS, "per_s");
     if (flood.probe) put(name, "flood_1k_delivered_per_s", flood.probe.perS, "per_s");
     put(name, "flood_1k_faults", flood.result.faults, "count");
+    // Broker CPU per acknowledged reading: what a reading costs, whatever else the host is running.
+    put(
+      name,
+      "flood_1k_cpu_per_reading",
+      (flood.brokerCpuMs * 1000) / ((flood.result.ackedPerS * FLOOD.measureMs) / 1000),
+      "us",
+    );
     progress(`${name}: 1k devices at 4 Hz (4k readings/s)…`);
     const paced = await phase(broker, { ...PACED, token });
     put(name, "paced_4k_readings_per_s", paced.result.ackedPerS, "per_s");
@@ -302,6 +329,7 @@ export async function run(options: { json: boolean }): Promise<void> {
       put(name, "paced_4k_p99", paced.probe.p99Ms, "ms");
     }
     put(name, "paced_4k_backlog_at_end", paced.result.backlog, "count");
+    put(name, "paced_4k_cpu", paced.brokerCpuMs / PACED.measureMs, "cores");
     put(name, "rss_1k", paced.rssPeak, "bytes");
   };
   const tenK = async (broker: Broker, name: string) => {
@@ -414,6 +442,8 @@ function fmt(value: number | undefined, unit: string): string {
   if (unit === "ms") return value >= 100 ? `${value.toFixed(0)} ms` : `${value.toFixed(2)} ms`;
   if (unit === "per_s") return `${value.toFixed(0)}/s`;
   if (unit === "s") return `${value.toFixed(0)} s`;
+  if (unit === "us") return `${value.toFixed(0)} µs`;
+  if (unit === "cores") return value.toFixed(2);
   return value.toFixed(0);
 }
 

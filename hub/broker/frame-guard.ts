@@ -129,6 +129,27 @@ export class FrameGuard extends Duplex {
     else this.socket.once("drain", () => callback());
   }
 
+  /**
+   * A corked batch (mqtt-packet corks the stream for each packet it writes in pieces: header, topic, payload…)
+   * reaches the socket as one corked write, so the kernel sees one writev per batch. Without this the pieces went
+   * to the socket one `write` syscall each: 24 % of the hub's CPU under a 1k-device flood (bench fleet).
+   */
+  override _writev(
+    chunks: { chunk: Buffer; encoding: BufferEncoding }[],
+    callback: (error?: Error | null) => void,
+  ): void {
+    if (this.socket.destroyed) {
+      callback(new Error("socket closed"));
+      return;
+    }
+    this.socket.cork();
+    let ok = true;
+    for (const { chunk } of chunks) ok = this.socket.write(chunk);
+    this.socket.uncork();
+    if (ok) callback();
+    else this.socket.once("drain", () => callback());
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.socket.end();
     callback();

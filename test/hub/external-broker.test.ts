@@ -458,7 +458,7 @@ describe("external mode: a dropped connection with the hub's own publishes unack
       expect(hubConnects).toBe(1);
       holdHubPublishes = false;
       // The broker drops the hub's connection.
-      aedes.clients["hub-under-test"]?.close();
+      (aedes as unknown as { clients: Record<string, { close(): void }> }).clients["hub-under-test"]?.close();
       await until(() => hubConnects >= 2, 10_000, "the hub to reconnect");
       // And it works again: a reading after the drop reaches the history.
       await device.publishAsync(
