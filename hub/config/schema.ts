@@ -224,6 +224,11 @@ export const DeviceSchema = z
     link: LinkSchema,
     /** No telemetry or heartbeat for this long marks the device offline; default 3 × hub.heartbeatMs. */
     silenceMs: positiveMs("silenceMs").optional(),
+    /**
+     * An MQTT device offline this long (after it was last heard) is `down`: its link exits and restarts with
+     * backoff, and it is `online` again as soon as it reports (devices/links/mqtt-link.ts); default 60000.
+     */
+    downAfterMs: positiveMs("downAfterMs").optional(),
     sensors: z.array(SensorSchema).default([]),
     actuators: z.array(ActuatorSchema).default([]),
   })
@@ -231,6 +236,14 @@ export const DeviceSchema = z
     const isPi = device.board === "raspberry-pi";
     if (isPi && device.link.type !== "mqtt") {
       ctx.addIssue({ code: "custom", path: ["link", "type"], message: 'expected "mqtt" for a raspberry-pi' });
+    }
+    if (device.downAfterMs !== undefined && device.link.type !== "mqtt") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["downAfterMs"],
+        message:
+          "expected downAfterMs only on an mqtt device (a serial board is down as soon as its port is gone)",
+      });
     }
     if (!isPi && device.link.type !== "serial") {
       ctx.addIssue({

@@ -45,6 +45,9 @@ async function until<T>(
 let work: string;
 let hub: RunningHub;
 let pi: VirtualPi;
+/** A second Pi that is `down` after 1.5 s away (its own, so the partitions above stay short of it). */
+const AWAY = "well-pi";
+let awayPi: VirtualPi;
 
 const events = (type: string): HubEvent[] =>
   hub.events({ device: DEVICE, type, limit: 10_000 }) as HubEvent[];
@@ -67,6 +70,13 @@ beforeAll(async () => {
         { id: "water-temp", kind: "thermometer", unit: "°C", periodMs: 200, staleMs: 5000, range: [-10, 60] },
       ],
       actuators: [{ id: "pump", kind: "relay" }],
+    }),
+    DeviceSchema.parse({
+      id: AWAY,
+      board: "raspberry-pi",
+      link: { type: "mqtt", tokenHash: await hashToken(token) },
+      downAfterMs: 1500,
+      sensors: [{ id: "level", kind: "thermometer", periodMs: 200, staleMs: 5000, range: [-10, 60] }],
     }),
     // An Arduino whose port never opens: its link restarts with backoff, and its parts with it.
     DeviceSchema.parse({
@@ -97,11 +107,23 @@ beforeAll(async () => {
     outputs: [{ id: "pump", kind: "relay", gpio: RELAY_GPIO }],
     logger,
   });
+  awayPi = await startVirtualPi({
+    dir: join(work, "away-pi"),
+    device: AWAY,
+    token,
+    broker: hub.mqttUrl,
+    heartbeatMs: 300,
+    sensors: [{ id: "level", kind: "ds18b20", address: ADDRESS, periodMs: 200 }],
+    outputs: [],
+    logger,
+  });
   await online();
   await until(() => sensor("water-temp")?.value === 20, 10_000, "a first reading");
+  await until(() => hub.device(AWAY)?.status === "online", 15_000, `${AWAY} online`);
 }, 30_000);
 
 afterAll(async () => {
+  await awayPi?.stop();
   await pi?.stop();
   await hub?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
@@ -241,6 +263,49 @@ describe("parts of a device without a link are not healthy", () => {
     await until(() => sensor("water-temp")?.health === "ok", 10_000, "water-temp ok after the partition");
     expect(sensor("pump")?.health).toBe("ok");
   }, 40_000);
+
+  it("a Pi away beyond downAfterMs is down with backoff and the reason; it is online again as soon as it reports, even mid-backoff", async () => {
+    const away = () => hub.device(AWAY);
+    const backoffs = () => hub.events({ device: AWAY, type: "backoff", limit: 1000 }) as HubEvent[];
+    await until(() => away()?.sensors[0]?.health === "ok", 10_000, `${AWAY}/level ok`);
+    awayPi.partition(true);
+    await until(() => away()?.status === "offline", 10_000, `${AWAY} offline`);
+    await until(() => away()?.status === "down", 10_000, `${AWAY} down`);
+    expect(away()?.reason).toMatch(
+      /well-pi has not been heard since .* \(over 1.5 s\): check its power, network/,
+    );
+    expect(away()?.sensors[0]?.health).toBe("down");
+    const first = await until(() => backoffs()[0], 10_000, "a backoff event");
+    expect(first).toMatchObject({ path: `hub/fleet/${AWAY}/link` });
+    expect(first.reason).toMatch(/MqttDeviceDownError: well-pi has not been heard/);
+    // The restarted link listens for another window and gives up again; the device stays down meanwhile.
+    await until(() => backoffs().length >= 2, 15_000, "a second backoff");
+    expect(away()?.status).toBe("down");
+    // Back while its link is between two windows (not running): the Broker service keeps its status for the
+    // restarted link, so it does not wait for another window.
+    await until(() => hub.context.names.whereis(linkName(AWAY)) === undefined, 15_000, "the link in backoff");
+    awayPi.partition(false);
+    await until(() => away()?.status === "online", 10_000, `${AWAY} online again`);
+    expect(away()?.reason).toBeUndefined();
+    await until(() => away()?.sensors[0]?.health === "ok", 10_000, `${AWAY}/level ok again`);
+    // Online for good: no further window ends in a backoff.
+    const settled = backoffs().length;
+    await sleep(2500);
+    expect(backoffs().length).toBe(settled);
+    expect(away()?.status).toBe("online");
+  }, 60_000);
+
+  it("downAfterMs belongs to MQTT devices: the fleet file refuses it on a serial board", () => {
+    const parsed = DeviceSchema.safeParse({
+      id: "uno-9",
+      board: "uno",
+      link: { type: "serial", path: "/dev/ttyACM0" },
+      downAfterMs: 1000,
+    });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]).toMatchObject({ path: ["downAfterMs"] });
+    expect(parsed.error?.issues[0]?.message).toMatch(/only on an mqtt device/);
+  });
 
   it("a serial device whose port cannot be opened: its restarted parts are down, not ok", async () => {
     const uno = () => hub.device("unplugged-uno");

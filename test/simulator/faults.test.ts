@@ -95,6 +95,10 @@ beforeAll(async () => {
   tune("uno-1", "temp", { flatLineMs: 3000 });
   tune("uno-2", "temp", { flatLineMs: 3000 });
   tune("tank-pi", "water-temp", { flatLineMs: 6000 });
+  // A Pi without power is `down` after 4 s away rather than the default minute.
+  const tank = demo.devices.find((d) => d.id === "tank-pi");
+  if (tank === undefined) throw new Error("no tank-pi in the demo");
+  tank.downAfterMs = 4000;
   const config = FleetConfigSchema.parse({ hub: { heartbeatMs: 1000 } });
   config.devices.push(...demo.devices);
   hub = await startHub({
@@ -447,13 +451,40 @@ describe.skipIf(!haveHex)("the demo fleet's physical faults, supervised by the h
     }
   }, 30_000);
 
-  it("power loss of a Pi: offline while the power is off, online once it is back", async () => {
+  it("power loss of a Pi: offline, then down with backoff and the reason while dark, online with readings once it is back", async () => {
+    await online("tank-pi");
+    const backoffs = events("tank-pi", "backoff").length;
     const undo = await inject("power-loss", "tank-pi");
     await until(() => hub.device("tank-pi")?.status === "offline", 15_000, "tank-pi offline");
     expect(demo.pis.get("tank-pi")?.agent).toBeUndefined();
+    // Still dark after its 4 s window: its link gives up, the supervisor backs off, the device is down and says why.
+    await until(() => hub.device("tank-pi")?.status === "down", 20_000, "tank-pi down while dark");
+    expect(hub.device("tank-pi")?.reason).toMatch(/tank-pi has not been heard since .*check its power/);
+    const backoff = await until(
+      () => events("tank-pi", "backoff").slice(backoffs)[0],
+      10_000,
+      "a backoff event for tank-pi's link",
+    );
+    expect(backoff).toMatchObject({ path: "hub/fleet/tank-pi/link" });
+    expect(backoff.reason).toMatch(/MqttDeviceDownError: tank-pi has not been heard/);
+    expect(hub.device("tank-pi")?.sensors.every((s) => s.health === "down")).toBe(true);
+    // Its restarted link keeps listening; the device stays down (not offline) while it is away.
+    await until(
+      () => events("tank-pi", "backoff").length - backoffs >= 2,
+      20_000,
+      "a second window ending in another backoff",
+    );
+    expect(hub.device("tank-pi")?.status).toBe("down");
+    const restored = Date.now();
     await undo();
-    await online("tank-pi");
-  }, 40_000);
+    await online("tank-pi", 20_000);
+    await until(
+      () => hub.telemetry({ device: "tank-pi", sensor: "water-temp", since: restored }).length >= 2,
+      15_000,
+      "new water-temp readings after the power came back",
+    );
+    await healthy("tank-pi", "water-temp");
+  }, 90_000);
 
   it("refuses faults a board cannot have, with a message that says why", async () => {
     await expect(inject("partition", "uno-1")).rejects.toThrow(
