@@ -22,11 +22,13 @@ export function deviceChild(hub: HubContext, config: DeviceConfig): ChildSpec {
     ...config.sensors.map((s) => sensorChild(hub, config.id, s)),
     ...config.actuators.map((a) => actuatorChild(hub, config.id, a)),
   ];
+  // Method syntax for `start`, not arrows: under tsx (esbuild keepNames) a named arrow gets its own `name`
+  // property, a ~250-byte dictionary per function — and these exist once per configured device.
   return {
     id: config.id,
     type: "supervisor",
-    start: (ctx) =>
-      startSupervisor(
+    start(ctx) {
+      return startSupervisor(
         {
           strategy: "rest_for_one",
           children: [
@@ -35,15 +37,17 @@ export function deviceChild(hub: HubContext, config: DeviceConfig): ChildSpec {
             {
               id: "sensors",
               type: "supervisor",
-              start: (c) =>
-                startSupervisor(
+              start(c) {
+                return startSupervisor(
                   { strategy: "one_for_one", children: parts },
                   { path: c.path, link: c.parent },
-                ),
+                );
+              },
             },
           ],
         },
         { path: ctx.path, link: ctx.parent },
-      ),
+      );
+    },
   };
 }

@@ -13,6 +13,7 @@
  * Each reading passes through the sensor's hub-side driver (convert.ts); a driver fault (`throws`, `hang`) set in
  * `hub.driverFaults` for this sensor sends it through driver.ts instead, where it crashes or hangs the actor.
  */
+import type { Logger } from "pino";
 import type { SensorConfig } from "../../hub/config.ts";
 import { type HubContext, partName } from "../../hub/context.ts";
 import {
@@ -98,175 +99,209 @@ const STALE_CHECK = "stale-check";
 export function sensorChild(hub: HubContext, device: string, config: SensorConfig): ChildSpec {
   return {
     id: config.id,
-    start: (ctx) =>
-      startServer(sensorSpec(hub, device, config, ctx.path), undefined, {
+    // Method syntax, not `start: (ctx) =>`: tsx (esbuild keepNames) gives each named arrow its own name property.
+    start(ctx) {
+      return startServer(new SensorServer(hub, device, config, ctx.path), undefined, {
         link: ctx.parent,
         label: ctx.path,
         name: { via: hub.names, key: partName(device, config.id) },
-      }),
+      });
+    },
   };
 }
 
-function sensorSpec(hub: HubContext, device: string, config: SensorConfig, path: string) {
-  const staleMs = config.staleMs ?? config.periodMs * 3;
-  const log = hub.log.child({ device, sensor: config.id });
-  const topic = `${hub.prefix}/${device}/state/${config.id}`;
+/**
+ * The sensor's GenServer callbacks. A class rather than a spec object of closures: its methods are shared by every
+ * sensor (10k sensors would otherwise hold ~10 function objects each, each with a property dictionary under tsx).
+ * Its logger is made on first use: most sensors never log.
+ */
+class SensorServer {
+  private readonly staleMs: number;
+  private readonly topic: string;
+  private logger: Logger | null = null;
 
-  const publish = (state: State) => {
+  constructor(
+    private readonly hub: HubContext,
+    private readonly device: string,
+    private readonly config: SensorConfig,
+    private readonly path: string,
+  ) {
+    this.staleMs = config.staleMs ?? config.periodMs * 3;
+    this.topic = `${hub.prefix}/${device}/state/${config.id}`;
+  }
+
+  private get log(): Logger {
+    this.logger ??= this.hub.log.child({ device: this.device, sensor: this.config.id });
+    return this.logger;
+  }
+
+  private publish(state: State): void {
     const { lastValue, lastTs } = state.history;
     const payload: Record<string, unknown> = { value: lastValue, ts: lastTs, health: state.health };
-    if (config.unit !== undefined) payload.unit = config.unit;
-    hub.bus.publish(topic, JSON.stringify(payload), { retain: true, qos: 1 });
-    hub.store.saveState(device, config.id, payload);
-  };
+    if (this.config.unit !== undefined) payload.unit = this.config.unit;
+    this.hub.bus.publish(this.topic, JSON.stringify(payload), { retain: true, qos: 1 });
+    this.hub.store.saveState(this.device, this.config.id, payload);
+  }
 
-  const armStale = (state: State) => {
+  private armStale(state: State): void {
     const clock = getClock();
     if (state.staleTimer !== null) clock.clearTimeout(state.staleTimer);
     const self = state.self;
-    state.staleTimer = clock.setTimeout(() => self.proc?.deliver(STALE_CHECK), staleMs);
-  };
+    state.staleTimer = clock.setTimeout(() => self.proc?.deliver(STALE_CHECK), this.staleMs);
+  }
 
-  const setHealth = (state: State, health: Health, fault?: string) => {
+  private setHealth(state: State, health: Health, fault?: string): void {
+    const { device, config } = this;
     if (state.health !== health) {
-      if (health === "faulty") log.warn({ fault }, `sensor ${device}/${config.id} is faulty: ${fault}`);
-      else if (state.health === "faulty") log.info(`sensor ${device}/${config.id} is healthy again`);
+      if (health === "faulty") this.log.warn({ fault }, `sensor ${device}/${config.id} is faulty: ${fault}`);
+      else if (state.health === "faulty") this.log.info(`sensor ${device}/${config.id} is healthy again`);
     }
     state.health = health;
     state.fault = fault;
-  };
+  }
 
   /**
    * A reading that could not be taken: rejected and counted; the last of {@link READ_FAILURES_BEFORE_RESTART}
    * in a row ends the actor, and its supervisor restarts it with a fresh driver.
    */
-  const readFailed = (state: State, what: string): State | Stop<State> => {
+  private readFailed(state: State, what: string): State | Stop<State> {
+    const { hub, device, config } = this;
     state.rejected++;
     state.failedReads++;
-    setHealth(state, "faulty", `reading failed: ${what}`);
+    this.setHealth(state, "faulty", `reading failed: ${what}`);
     hub.state.setHealth(device, config.id, "faulty");
-    if (state.history.lastValue !== null) publish(state);
+    if (state.history.lastValue !== null) this.publish(state);
     if (state.failedReads < READ_FAILURES_BEFORE_RESTART) {
-      log.warn(
+      this.log.warn(
         { failedReads: state.failedReads, rejected: state.rejected },
         `reading failed on ${device}/${config.id}: ${what}; check the sensor's wiring`,
       );
       return state;
     }
     const reason = new SensorReadFailedError(device, config.id, state.failedReads, what);
-    log.error({ failedReads: state.failedReads }, reason.message);
+    this.log.error({ failedReads: state.failedReads }, reason.message);
     return stop(reason, state);
-  };
+  }
 
   /** Validates a converted reading and, if accepted, makes it the sensor's value. */
-  const accept = (state: State, reading: Reading, converted: unknown): State | Stop<State> => {
+  private accept(state: State, reading: Reading, converted: unknown): State | Stop<State> {
+    const { hub, device, config } = this;
     const verdict = checkReading(config, converted, reading.ts, state.history);
-    if (!verdict.ok && verdict.reason === "nan") return readFailed(state, verdict.message);
+    if (!verdict.ok && verdict.reason === "nan") return this.readFailed(state, verdict.message);
     state.failedReads = 0; // something was read, even if it is rejected below
     if (!verdict.ok) {
       state.rejected++;
-      log.warn(
+      this.log.warn(
         { reason: verdict.reason, rejected: state.rejected },
         `reading rejected from ${device}/${config.id}: ${verdict.message}; check the sensor's wiring or its range in the fleet file`,
       );
-      setHealth(state, "faulty", verdict.message);
+      this.setHealth(state, "faulty", verdict.message);
       hub.state.setHealth(device, config.id, "faulty");
       return state;
     }
     const value = converted as ReadingValue;
-    if (verdict.flag === "noise") setHealth(state, "faulty", "changing faster than its maxRatePerS (noise)");
+    if (verdict.flag === "noise")
+      this.setHealth(state, "faulty", "changing faster than its maxRatePerS (noise)");
     else if (verdict.flag === "stuck")
-      setHealth(state, "faulty", `no change for ${config.flatLineMs} ms (stuck)`);
-    else setHealth(state, "ok");
+      this.setHealth(state, "faulty", `no change for ${config.flatLineMs} ms (stuck)`);
+    else this.setHealth(state, "ok");
     state.history = remember(state.history, value, reading.ts);
     hub.state.setReading(device, config.id, value, reading.ts, state.health);
-    publish(state);
+    this.publish(state);
     return state;
-  };
+  }
 
-  return {
-    init: (_: undefined, self: { pid: Pid }): State => {
-      // A sensor of a device without a link starts `down` and is `ok` with its first accepted reading; one that
-      // was faulty (its predecessor's reads kept failing) stays faulty until then.
-      const atStart = healthAtStart(hub, device);
-      const health =
-        atStart === "ok" && hub.state.health(device, config.id) === "faulty" ? "faulty" : atStart;
-      const state: State = {
-        history: { lastValue: null, lastTs: null, changedAt: null },
-        health,
-        rejected: 0,
-        failedReads: 0,
-        fault: health === "faulty" ? "faulty before its restart; no reading accepted since" : undefined,
-        staleTimer: null,
-        self: self.pid,
-        faulty: null,
-      };
-      hub.state.setHealth(device, config.id, health);
-      armStale(state);
-      return state;
-    },
-    handleInfo: (msg: unknown, state: State): State | Stop<State> | Promise<State | Stop<State>> => {
-      if (msg === STALE_CHECK) {
-        state.staleTimer = null;
-        // Silent because its device has no link: `down` (devices/presence.ts); silent on a live device: stale.
-        if (hub.state.status(device) === "online")
-          setHealth(state, "faulty", `no reading for ${staleMs} ms (stale)`);
-        else
-          setHealth(state, "down", `no reading for ${staleMs} ms: ${device} is ${hub.state.status(device)}`);
-        hub.state.setHealth(device, config.id, state.health);
-        if (state.history.lastValue !== null) publish(state);
-        armStale(state);
-        return state;
-      }
-      const reading = msg as Reading | ReadFailed;
-      if (reading?.t === "read-failed") {
-        armStale(state); // the device is talking: not stale, failing
-        return readFailed(state, `${reading.error}${reading.message ? ` (${reading.message})` : ""}`);
-      }
-      if (reading?.t !== "reading") return state;
-      armStale(state);
-      // Driver faults cost the healthy path this one Map lookup.
-      const fault = hub.driverFaults.get(device, config.id);
-      if (fault === undefined) {
-        if (state.faulty !== null) {
-          state.faulty.retire();
-          state.faulty = null;
-        }
-        return accept(state, reading, convertRaw(config.kind, reading.value));
-      }
-      state.faulty ??= new FaultyDriver({
-        device,
-        config,
-        path,
-        owner: state.self,
-        faults: hub.driverFaults,
-        log,
-      });
-      // Throws at once (`throws`), or waits for the isolated driver (`hang`): either way a crash restarts us.
-      return state.faulty.convert(fault, reading.value).then((value) => accept(state, reading, value));
-    },
-    handleCall: (_req: "stats", _from: unknown, state: State) =>
-      replyWith<State, SensorStats>(
-        {
-          health: state.health,
-          rejected: state.rejected,
-          failedReads: state.failedReads,
-          fault: state.fault,
-          value: state.history.lastValue,
-        },
-        state,
-      ),
-    terminate: (reason: unknown, state: State) => {
-      if (state.staleTimer !== null) getClock().clearTimeout(state.staleTimer);
-      // A crash (a driver fault among them): the sensor shows `restarting` until its next actor starts. Not when
-      // an exit signal ended us mid-`hang` and this runs late: our name is gone, and a successor may own the health.
-      // Reads that kept failing: `faulty` until a reading is accepted, across the restart.
-      if (!isCleanExit(reason) && hub.names.whereis(partName(device, config.id)) === state.self)
-        hub.state.setHealth(
-          device,
-          config.id,
-          reason instanceof SensorReadFailedError ? "faulty" : "restarting",
+  init(_: undefined, self: { pid: Pid }): State {
+    const { hub, device, config } = this;
+    // A sensor of a device without a link starts `down` and is `ok` with its first accepted reading; one that
+    // was faulty (its predecessor's reads kept failing) stays faulty until then.
+    const atStart = healthAtStart(hub, device);
+    const health = atStart === "ok" && hub.state.health(device, config.id) === "faulty" ? "faulty" : atStart;
+    const state: State = {
+      history: { lastValue: null, lastTs: null, changedAt: null },
+      health,
+      rejected: 0,
+      failedReads: 0,
+      fault: health === "faulty" ? "faulty before its restart; no reading accepted since" : undefined,
+      staleTimer: null,
+      self: self.pid,
+      faulty: null,
+    };
+    hub.state.setHealth(device, config.id, health);
+    this.armStale(state);
+    return state;
+  }
+
+  handleInfo(msg: unknown, state: State): State | Stop<State> | Promise<State | Stop<State>> {
+    const { hub, device, config } = this;
+    if (msg === STALE_CHECK) {
+      state.staleTimer = null;
+      // Silent because its device has no link: `down` (devices/presence.ts); silent on a live device: stale.
+      if (hub.state.status(device) === "online")
+        this.setHealth(state, "faulty", `no reading for ${this.staleMs} ms (stale)`);
+      else
+        this.setHealth(
+          state,
+          "down",
+          `no reading for ${this.staleMs} ms: ${device} is ${hub.state.status(device)}`,
         );
-    },
-  };
+      hub.state.setHealth(device, config.id, state.health);
+      if (state.history.lastValue !== null) this.publish(state);
+      this.armStale(state);
+      return state;
+    }
+    const reading = msg as Reading | ReadFailed;
+    if (reading?.t === "read-failed") {
+      this.armStale(state); // the device is talking: not stale, failing
+      return this.readFailed(state, `${reading.error}${reading.message ? ` (${reading.message})` : ""}`);
+    }
+    if (reading?.t !== "reading") return state;
+    this.armStale(state);
+    // Driver faults cost the healthy path this one Map lookup.
+    const fault = hub.driverFaults.get(device, config.id);
+    if (fault === undefined) {
+      if (state.faulty !== null) {
+        state.faulty.retire();
+        state.faulty = null;
+      }
+      return this.accept(state, reading, convertRaw(config.kind, reading.value));
+    }
+    state.faulty ??= new FaultyDriver({
+      device,
+      config,
+      path: this.path,
+      owner: state.self,
+      faults: hub.driverFaults,
+      log: this.log,
+    });
+    // Throws at once (`throws`), or waits for the isolated driver (`hang`): either way a crash restarts us.
+    return state.faulty.convert(fault, reading.value).then((value) => this.accept(state, reading, value));
+  }
+
+  handleCall(_req: "stats", _from: unknown, state: State) {
+    return replyWith<State, SensorStats>(
+      {
+        health: state.health,
+        rejected: state.rejected,
+        failedReads: state.failedReads,
+        fault: state.fault,
+        value: state.history.lastValue,
+      },
+      state,
+    );
+  }
+
+  terminate(reason: unknown, state: State): void {
+    const { hub, device, config } = this;
+    if (state.staleTimer !== null) getClock().clearTimeout(state.staleTimer);
+    // A crash (a driver fault among them): the sensor shows `restarting` until its next actor starts. Not when
+    // an exit signal ended us mid-`hang` and this runs late: our name is gone, and a successor may own the health.
+    // Reads that kept failing: `faulty` until a reading is accepted, across the restart.
+    if (!isCleanExit(reason) && hub.names.whereis(partName(device, config.id)) === state.self)
+      hub.state.setHealth(
+        device,
+        config.id,
+        reason instanceof SensorReadFailedError ? "faulty" : "restarting",
+      );
+  }
 }

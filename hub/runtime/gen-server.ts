@@ -249,11 +249,12 @@ class ServerLoop<S, A, Q, R, C> {
   /** Runs terminate (OTP calls it on stops and on crashes, not on kills), then exits. */
   finish(reason: ExitReason): MaybePromise<void> {
     this.stopping = true;
-    const terminate = this.spec.terminate;
-    if (terminate === undefined) return exitProcess(this.self, reason);
+    const spec = this.spec;
+    if (spec.terminate === undefined) return exitProcess(this.self, reason);
     let result: MaybePromise<void>;
     try {
-      result = terminate(reason, this.state, this.self);
+      // Called as a method, like the other callbacks, so a spec may be a class instance.
+      result = spec.terminate(reason, this.state, this.self);
     } catch {
       return exitProcess(this.self, reason);
     }

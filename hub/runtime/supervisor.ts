@@ -174,7 +174,6 @@ function startSupervisorProcess(
   options: SupervisorStartOptions,
   dynamic: boolean,
 ): Promise<Pid> {
-  const clock = getClock;
   for (const child of spec.children ?? []) validateSpec(child);
   const ids = new Set<string>();
   for (const child of spec.children ?? []) {
@@ -192,321 +191,14 @@ function startSupervisorProcess(
     children: (spec.children ?? []).map(newChild),
     dynamic,
   };
-  const byPid = new Map<Pid, ChildState>();
-  const byId = new Map<string, ChildState>(state.children.map((c) => [c.spec.id, c]));
 
   return new Promise<Pid>((resolveStart, rejectStart) => {
     const pid = spawn(
-      async (self) => {
-        self.behaviour = state;
-        const pending = new Set<Request>();
-        self.onExit((reason) => {
-          for (const r of pending) r.reject(new StartError(`supervisor ${state.path} exited`, reason));
-        });
-        const childPath = (child: ChildState) => `${state.path}/${child.spec.id}`;
-
-        /** Starts one child; returns the failure reason or null. */
-        const startOne = async (
-          child: ChildState,
-          isRestart: boolean,
-        ): Promise<{ reason: unknown } | null> => {
-          let childPid: Pid;
-          try {
-            childPid = await child.spec.start({
-              id: child.spec.id,
-              path: childPath(child),
-              parent: self.pid,
-            });
-          } catch (err) {
-            const reason = err instanceof StartError ? err.reason : err;
-            child.pid = null;
-            return { reason };
-          }
-          self.link(childPid);
-          const proc = childPid.proc;
-          if (proc === null) return { reason: "noproc" }; // died at once: its Exit is in the mailbox
-          if (proc.parent === null) proc.parent = self.pid;
-          if (proc.label === undefined) proc.label = childPath(child);
-          child.pid = childPid;
-          child.status = "running";
-          child.startedAt = clock().now();
-          child.generation++;
-          byPid.set(childPid, child);
-          emitRuntimeEvent(
-            isRestart
-              ? {
-                  type: "restarted",
-                  path: childPath(child),
-                  pid: childPid.toString(),
-                  restarts: child.restarts,
-                }
-              : { type: "started", path: childPath(child), pid: childPid.toString() },
-          );
-          return null;
-        };
-
-        const isExitFrom = (pid: Pid) => (m: unknown) => m instanceof Exit && m.from === pid;
-
-        /** Stops one child by its shutdown spec and waits for it to be gone. */
-        const stopOne = async (child: ChildState, reason: ExitReason = "shutdown"): Promise<void> => {
-          clearBackoff(child);
-          const childPid = child.pid;
-          child.pid = null;
-          child.generation++;
-          if (childPid === null) return;
-          byPid.delete(childPid);
-          if (childPid.proc === null) {
-            // Already dead: its Exit is (or will be) in our mailbox; take it so it is not mistaken for a crash.
-            await self.receive(isExitFrom(childPid), 0);
-            return;
-          }
-          const shutdown = shutdownOf(child.spec);
-          if (shutdown === "brutal_kill") {
-            exit(childPid, "kill", self.pid);
-            await self.receive(isExitFrom(childPid));
-            return;
-          }
-          exit(childPid, reason, self.pid);
-          const got = await self.receive(
-            isExitFrom(childPid),
-            shutdown === "infinity" ? undefined : shutdown,
-          );
-          if (got === TIMEOUT) {
-            exit(childPid, "kill", self.pid);
-            await self.receive(isExitFrom(childPid));
-          }
-        };
-
-        const stopAll = async (children: ChildState[]) => {
-          for (let i = children.length - 1; i >= 0; i--) await stopOne(children[i] as ChildState);
-        };
-
-        const giveUp = async (reason: ExitReason) => {
-          emitRuntimeEvent({ type: "gave_up", path: state.path, reason: formatReason(reason) });
-          await stopAll(state.children);
-          for (const c of state.children) c.status = "down";
-          exitProcess(self, { shutdown: "reached_max_restart_intensity" });
-        };
-
-        const removeChild = (child: ChildState) => {
-          const i = state.children.indexOf(child);
-          if (i >= 0) state.children.splice(i, 1);
-          byId.delete(child.spec.id);
-        };
-
-        /** The children the strategy restarts along with `child`, in start order. */
-        const group = (child: ChildState): ChildState[] => {
-          if (state.strategy === "one_for_one") return [child];
-          if (state.strategy === "one_for_all") return [...state.children];
-          return state.children.slice(state.children.indexOf(child));
-        };
-
-        /** Counts a restart against intensity; false when the budget is exhausted. */
-        const withinIntensity = (): boolean => {
-          const now = clock().now();
-          state.restartLog.push(now);
-          while (state.restartLog.length > 0 && (state.restartLog[0] as number) <= now - state.periodMs) {
-            state.restartLog.shift();
-          }
-          return state.restartLog.length <= state.intensity;
-        };
-
-        /** (Re)starts `children` in order; a failure goes round the restart logic again. */
-        const restartGroup = async (children: ChildState[]) => {
-          for (const c of children) {
-            if (!byId.has(c.spec.id) || c.pid !== null) continue;
-            c.restarts++;
-            const failed = await startOne(c, true);
-            if (failed !== null) {
-              c.lastExit = { reason: formatReason(failed.reason), ts: clock().now() };
-              emitRuntimeEvent({ type: "exited", path: childPath(c), reason: c.lastExit.reason });
-              self.deliver(new RetryRestart(c.spec.id));
-              return;
-            }
-          }
-        };
-
-        const scheduleBackoff = (child: ChildState, reason: ExitReason) => {
-          const opts = child.spec.backoff as BackoffOptions;
-          const now = clock().now();
-          if (child.startedAt > 0 && now - child.startedAt >= (opts.resetAfterMs ?? 10_000))
-            child.backoffAttempt = 0;
-          child.backoffAttempt++;
-          const delayMs = backoffDelay(opts, child.backoffAttempt);
-          child.status = child.backoffAttempt > (opts.downAfter ?? 3) ? "down" : "restarting";
-          emitRuntimeEvent({
-            type: "backoff",
-            path: childPath(child),
-            reason: formatReason(reason),
-            delayMs,
-            attempt: child.backoffAttempt,
-            restarts: child.restarts,
-          });
-          const generation = child.generation;
-          child.backoffTimer = clock().setTimeout(
-            () => self.deliver(new BackoffDue(child.spec.id, generation)),
-            delayMs,
-          );
-        };
-
-        const clearBackoff = (child: ChildState) => {
-          if (child.backoffTimer !== null) clock().clearTimeout(child.backoffTimer);
-          child.backoffTimer = null;
-        };
-
-        /** A child exited or failed to restart: decide, by restart type, strategy and intensity. */
-        const onChildDown = async (child: ChildState, reason: ExitReason) => {
-          const restart = child.spec.restart ?? "permanent";
-          if (restart === "temporary" || (restart === "transient" && isCleanExit(reason))) {
-            if (restart === "temporary") removeChild(child);
-            else child.status = "down";
-            return;
-          }
-          const others = group(child).filter((c) => c !== child);
-          if (child.spec.backoff !== undefined) {
-            await stopAll(others);
-            for (const c of others) c.status = "restarting";
-            scheduleBackoff(child, reason);
-            return;
-          }
-          if (!withinIntensity()) {
-            child.status = "down";
-            await giveUp(reason);
-            return;
-          }
-          child.status = "restarting";
-          await stopAll(others);
-          await restartGroup(group(child));
-        };
-
-        /** The child `id`, which must exist and not be running (restart_child, delete_child). */
-        const stoppedChild = (id: string): ChildState => {
-          const child = byId.get(id);
-          if (child === undefined) throw new SupervisorError(`${state.path}: no child "${id}"`, "not_found");
-          if (child.pid !== null) throw new SupervisorError(`${state.path}: "${id}" is running`, "running");
-          return child;
-        };
-
-        const handleRequest = async (req: Request) => {
-          const { op } = req;
-          switch (op.op) {
-            case "start_child": {
-              validateSpec(op.spec);
-              if (byId.has(op.spec.id)) {
-                const existing = byId.get(op.spec.id) as ChildState;
-                throw new SupervisorError(
-                  `${state.path}: child "${op.spec.id}" ${existing.pid ? "is already running" : "already exists"}`,
-                  existing.pid ? "running" : "already_present",
-                );
-              }
-              if (spec.maxChildren !== undefined && state.children.length >= spec.maxChildren) {
-                throw new SupervisorError(
-                  `${state.path}: at its limit of ${spec.maxChildren} children`,
-                  "max_children",
-                );
-              }
-              const child = newChild(op.spec);
-              state.children.push(child);
-              byId.set(child.spec.id, child);
-              const failed = await startOne(child, false);
-              if (failed !== null) {
-                removeChild(child);
-                throw new StartError(
-                  `${childPath(child)} failed to start: ${formatReason(failed.reason)}`,
-                  failed.reason,
-                );
-              }
-              return child.pid;
-            }
-            case "terminate_child": {
-              const child = byId.get(op.id);
-              if (child === undefined)
-                throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
-              await stopOne(child);
-              child.status = "down";
-              child.lastExit = { reason: "shutdown", ts: clock().now() };
-              // Dynamic and temporary children are forgotten once stopped (DynamicSupervisor.terminate_child).
-              if (state.dynamic || child.spec.restart === "temporary") removeChild(child);
-              return undefined;
-            }
-            case "restart_child": {
-              const child = stoppedChild(op.id);
-              clearBackoff(child);
-              const failed = await startOne(child, true);
-              if (failed !== null)
-                throw new StartError(`${childPath(child)} failed to restart`, failed.reason);
-              return child.pid;
-            }
-            case "delete_child": {
-              const child = stoppedChild(op.id);
-              clearBackoff(child);
-              removeChild(child);
-              return undefined;
-            }
-            case "stop":
-              await stopAll(state.children);
-              exitProcess(self, op.reason);
-              return undefined;
-          }
-        };
-
-        // Initial start, in order.
-        for (const child of state.children) {
-          const failed = await startOne(child, false);
-          if (failed !== null) {
-            await stopAll(state.children);
-            const reason = {
-              shutdown: { failed_to_start_child: child.spec.id, reason: formatReason(failed.reason) },
-            };
-            rejectStart(
-              new StartError(
-                `${childPath(child)} failed to start: ${formatReason(failed.reason)}`,
-                failed.reason,
-              ),
-            );
-            exitProcess(self, reason);
-            return;
-          }
-        }
-        resolveStart(self.pid);
-
-        for (;;) {
-          const msg = await self.receive();
-          if (msg instanceof Exit) {
-            if (msg.from !== null && self.parent !== null && msg.from === self.parent) {
-              await stopAll(state.children);
-              exitProcess(self, msg.reason);
-              return;
-            }
-            const child = msg.from === null ? undefined : byPid.get(msg.from);
-            if (child === undefined) continue; // an exit from a process we no longer supervise
-            byPid.delete(msg.from as Pid);
-            child.pid = null;
-            child.lastExit = { reason: formatReason(msg.reason), ts: clock().now() };
-            emitRuntimeEvent({ type: "exited", path: childPath(child), reason: child.lastExit.reason });
-            await onChildDown(child, msg.reason);
-          } else if (msg instanceof Request) {
-            pending.add(msg);
-            try {
-              msg.resolve(await handleRequest(msg));
-            } catch (err) {
-              msg.reject(err as Error);
-            } finally {
-              pending.delete(msg);
-            }
-          } else if (msg instanceof BackoffDue) {
-            const child = byId.get(msg.id);
-            if (child === undefined || child.generation !== msg.generation || child.pid !== null) continue;
-            child.backoffTimer = null;
-            await restartGroup(group(child));
-          } else if (msg instanceof RetryRestart) {
-            const child = byId.get(msg.id);
-            if (child === undefined || child.pid !== null) continue;
-            await onChildDown(child, child.lastExit?.reason ?? "start_failed");
-          }
-        }
+      (self) => new SupervisorRun(self, state, spec.maxChildren).run(resolveStart, rejectStart),
+      {
+        trapExit: true,
+        label: options.path ?? "supervisor",
       },
-      { trapExit: true, label: options.path ?? "supervisor" },
     );
     const proc = pid.proc as Process;
     if (options.name !== undefined) {
@@ -527,6 +219,349 @@ function startSupervisorProcess(
       rejectStart(new StartError(`supervisor ${state.path} exited during start`, reason)),
     );
   });
+}
+
+/** A selective-receive filter for the `Exit` of `pid`. */
+function isExitFrom(pid: Pid): (m: unknown) => boolean {
+  return (m) => m instanceof Exit && m.from === pid;
+}
+
+/**
+ * The body of one supervisor process. A class rather than closures inside the spawned function: its methods are
+ * shared by every supervisor, where closures cost each supervisor (two per device) a function object per helper —
+ * and under tsx (esbuild keepNames) each named closure also gets its own property dictionary (~300 bytes).
+ */
+class SupervisorRun {
+  private readonly byPid = new Map<Pid, ChildState>();
+  private readonly byId: Map<string, ChildState>;
+  /** Requests being handled, failed if the supervisor exits meanwhile; allocated with the first request. */
+  private pending: Set<Request> | null = null;
+
+  constructor(
+    private readonly self: Process,
+    private readonly state: SupervisorState,
+    private readonly maxChildren: number | undefined,
+  ) {
+    self.behaviour = state;
+    this.byId = new Map(state.children.map((c) => [c.spec.id, c]));
+  }
+
+  private childPath(child: ChildState): string {
+    return `${this.state.path}/${child.spec.id}`;
+  }
+
+  /** Starts one child; returns the failure reason or null. */
+  private async startOne(child: ChildState, isRestart: boolean): Promise<{ reason: unknown } | null> {
+    const self = this.self;
+    let childPid: Pid;
+    try {
+      childPid = await child.spec.start({
+        id: child.spec.id,
+        path: this.childPath(child),
+        parent: self.pid,
+      });
+    } catch (err) {
+      const reason = err instanceof StartError ? err.reason : err;
+      child.pid = null;
+      return { reason };
+    }
+    self.link(childPid);
+    const proc = childPid.proc;
+    if (proc === null) return { reason: "noproc" }; // died at once: its Exit is in the mailbox
+    if (proc.parent === null) proc.parent = self.pid;
+    if (proc.label === undefined) proc.label = this.childPath(child);
+    child.pid = childPid;
+    child.status = "running";
+    child.startedAt = getClock().now();
+    child.generation++;
+    this.byPid.set(childPid, child);
+    emitRuntimeEvent(
+      isRestart
+        ? {
+            type: "restarted",
+            path: this.childPath(child),
+            pid: childPid.toString(),
+            restarts: child.restarts,
+          }
+        : { type: "started", path: this.childPath(child), pid: childPid.toString() },
+    );
+    return null;
+  }
+
+  /** Stops one child by its shutdown spec and waits for it to be gone. */
+  private async stopOne(child: ChildState, reason: ExitReason = "shutdown"): Promise<void> {
+    const self = this.self;
+    this.clearBackoff(child);
+    const childPid = child.pid;
+    child.pid = null;
+    child.generation++;
+    if (childPid === null) return;
+    this.byPid.delete(childPid);
+    if (childPid.proc === null) {
+      // Already dead: its Exit is (or will be) in our mailbox; take it so it is not mistaken for a crash.
+      await self.receive(isExitFrom(childPid), 0);
+      return;
+    }
+    const shutdown = shutdownOf(child.spec);
+    if (shutdown === "brutal_kill") {
+      exit(childPid, "kill", self.pid);
+      await self.receive(isExitFrom(childPid));
+      return;
+    }
+    exit(childPid, reason, self.pid);
+    const got = await self.receive(isExitFrom(childPid), shutdown === "infinity" ? undefined : shutdown);
+    if (got === TIMEOUT) {
+      exit(childPid, "kill", self.pid);
+      await self.receive(isExitFrom(childPid));
+    }
+  }
+
+  private async stopAll(children: ChildState[]): Promise<void> {
+    for (let i = children.length - 1; i >= 0; i--) await this.stopOne(children[i] as ChildState);
+  }
+
+  private async giveUp(reason: ExitReason): Promise<void> {
+    const state = this.state;
+    emitRuntimeEvent({ type: "gave_up", path: state.path, reason: formatReason(reason) });
+    await this.stopAll(state.children);
+    for (const c of state.children) c.status = "down";
+    exitProcess(this.self, { shutdown: "reached_max_restart_intensity" });
+  }
+
+  private removeChild(child: ChildState): void {
+    const i = this.state.children.indexOf(child);
+    if (i >= 0) this.state.children.splice(i, 1);
+    this.byId.delete(child.spec.id);
+  }
+
+  /** The children the strategy restarts along with `child`, in start order. */
+  private group(child: ChildState): ChildState[] {
+    const state = this.state;
+    if (state.strategy === "one_for_one") return [child];
+    if (state.strategy === "one_for_all") return [...state.children];
+    return state.children.slice(state.children.indexOf(child));
+  }
+
+  /** Counts a restart against intensity; false when the budget is exhausted. */
+  private withinIntensity(): boolean {
+    const state = this.state;
+    const now = getClock().now();
+    state.restartLog.push(now);
+    while (state.restartLog.length > 0 && (state.restartLog[0] as number) <= now - state.periodMs) {
+      state.restartLog.shift();
+    }
+    return state.restartLog.length <= state.intensity;
+  }
+
+  /** (Re)starts `children` in order; a failure goes round the restart logic again. */
+  private async restartGroup(children: ChildState[]): Promise<void> {
+    for (const c of children) {
+      if (!this.byId.has(c.spec.id) || c.pid !== null) continue;
+      c.restarts++;
+      const failed = await this.startOne(c, true);
+      if (failed !== null) {
+        c.lastExit = { reason: formatReason(failed.reason), ts: getClock().now() };
+        emitRuntimeEvent({ type: "exited", path: this.childPath(c), reason: c.lastExit.reason });
+        this.self.deliver(new RetryRestart(c.spec.id));
+        return;
+      }
+    }
+  }
+
+  private scheduleBackoff(child: ChildState, reason: ExitReason): void {
+    const opts = child.spec.backoff as BackoffOptions;
+    const clock = getClock();
+    const now = clock.now();
+    if (child.startedAt > 0 && now - child.startedAt >= (opts.resetAfterMs ?? 10_000))
+      child.backoffAttempt = 0;
+    child.backoffAttempt++;
+    const delayMs = backoffDelay(opts, child.backoffAttempt);
+    child.status = child.backoffAttempt > (opts.downAfter ?? 3) ? "down" : "restarting";
+    emitRuntimeEvent({
+      type: "backoff",
+      path: this.childPath(child),
+      reason: formatReason(reason),
+      delayMs,
+      attempt: child.backoffAttempt,
+      restarts: child.restarts,
+    });
+    const self = this.self;
+    const due = new BackoffDue(child.spec.id, child.generation);
+    child.backoffTimer = clock.setTimeout(() => self.deliver(due), delayMs);
+  }
+
+  private clearBackoff(child: ChildState): void {
+    if (child.backoffTimer !== null) getClock().clearTimeout(child.backoffTimer);
+    child.backoffTimer = null;
+  }
+
+  /** A child exited or failed to restart: decide, by restart type, strategy and intensity. */
+  private async onChildDown(child: ChildState, reason: ExitReason): Promise<void> {
+    const restart = child.spec.restart ?? "permanent";
+    if (restart === "temporary" || (restart === "transient" && isCleanExit(reason))) {
+      if (restart === "temporary") this.removeChild(child);
+      else child.status = "down";
+      return;
+    }
+    const others = this.group(child).filter((c) => c !== child);
+    if (child.spec.backoff !== undefined) {
+      await this.stopAll(others);
+      for (const c of others) c.status = "restarting";
+      this.scheduleBackoff(child, reason);
+      return;
+    }
+    if (!this.withinIntensity()) {
+      child.status = "down";
+      await this.giveUp(reason);
+      return;
+    }
+    child.status = "restarting";
+    await this.stopAll(others);
+    await this.restartGroup(this.group(child));
+  }
+
+  /** The child `id`, which must exist and not be running (restart_child, delete_child). */
+  private stoppedChild(id: string): ChildState {
+    const child = this.byId.get(id);
+    if (child === undefined) throw new SupervisorError(`${this.state.path}: no child "${id}"`, "not_found");
+    if (child.pid !== null) throw new SupervisorError(`${this.state.path}: "${id}" is running`, "running");
+    return child;
+  }
+
+  private async handleRequest(req: Request): Promise<unknown> {
+    const { op } = req;
+    const state = this.state;
+    switch (op.op) {
+      case "start_child": {
+        validateSpec(op.spec);
+        if (this.byId.has(op.spec.id)) {
+          const existing = this.byId.get(op.spec.id) as ChildState;
+          throw new SupervisorError(
+            `${state.path}: child "${op.spec.id}" ${existing.pid ? "is already running" : "already exists"}`,
+            existing.pid ? "running" : "already_present",
+          );
+        }
+        if (this.maxChildren !== undefined && state.children.length >= this.maxChildren) {
+          throw new SupervisorError(
+            `${state.path}: at its limit of ${this.maxChildren} children`,
+            "max_children",
+          );
+        }
+        const child = newChild(op.spec);
+        state.children.push(child);
+        this.byId.set(child.spec.id, child);
+        const failed = await this.startOne(child, false);
+        if (failed !== null) {
+          this.removeChild(child);
+          throw new StartError(
+            `${this.childPath(child)} failed to start: ${formatReason(failed.reason)}`,
+            failed.reason,
+          );
+        }
+        return child.pid;
+      }
+      case "terminate_child": {
+        const child = this.byId.get(op.id);
+        if (child === undefined) throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
+        await this.stopOne(child);
+        child.status = "down";
+        child.lastExit = { reason: "shutdown", ts: getClock().now() };
+        // Dynamic and temporary children are forgotten once stopped (DynamicSupervisor.terminate_child).
+        if (state.dynamic || child.spec.restart === "temporary") this.removeChild(child);
+        return undefined;
+      }
+      case "restart_child": {
+        const child = this.stoppedChild(op.id);
+        this.clearBackoff(child);
+        const failed = await this.startOne(child, true);
+        if (failed !== null)
+          throw new StartError(`${this.childPath(child)} failed to restart`, failed.reason);
+        return child.pid;
+      }
+      case "delete_child": {
+        const child = this.stoppedChild(op.id);
+        this.clearBackoff(child);
+        this.removeChild(child);
+        return undefined;
+      }
+      case "stop":
+        await this.stopAll(state.children);
+        exitProcess(this.self, op.reason);
+        return undefined;
+    }
+  }
+
+  /** Starts the children in order, then handles exits, requests and backoff timers until the supervisor exits. */
+  async run(resolveStart: (pid: Pid) => void, rejectStart: (err: Error) => void): Promise<void> {
+    const { self, state } = this;
+    for (const child of state.children) {
+      const failed = await this.startOne(child, false);
+      if (failed !== null) {
+        await this.stopAll(state.children);
+        const reason = {
+          shutdown: { failed_to_start_child: child.spec.id, reason: formatReason(failed.reason) },
+        };
+        rejectStart(
+          new StartError(
+            `${this.childPath(child)} failed to start: ${formatReason(failed.reason)}`,
+            failed.reason,
+          ),
+        );
+        exitProcess(self, reason);
+        return;
+      }
+    }
+    resolveStart(self.pid);
+
+    for (;;) {
+      const msg = await self.receive();
+      if (msg instanceof Exit) {
+        if (msg.from !== null && self.parent !== null && msg.from === self.parent) {
+          await this.stopAll(state.children);
+          exitProcess(self, msg.reason);
+          return;
+        }
+        const child = msg.from === null ? undefined : this.byPid.get(msg.from);
+        if (child === undefined) continue; // an exit from a process we no longer supervise
+        this.byPid.delete(msg.from as Pid);
+        child.pid = null;
+        child.lastExit = { reason: formatReason(msg.reason), ts: getClock().now() };
+        emitRuntimeEvent({ type: "exited", path: this.childPath(child), reason: child.lastExit.reason });
+        await this.onChildDown(child, msg.reason);
+      } else if (msg instanceof Request) {
+        this.track(msg);
+        try {
+          msg.resolve(await this.handleRequest(msg));
+        } catch (err) {
+          msg.reject(err as Error);
+        } finally {
+          this.pending?.delete(msg);
+        }
+      } else if (msg instanceof BackoffDue) {
+        const child = this.byId.get(msg.id);
+        if (child === undefined || child.generation !== msg.generation || child.pid !== null) continue;
+        child.backoffTimer = null;
+        await this.restartGroup(this.group(child));
+      } else if (msg instanceof RetryRestart) {
+        const child = this.byId.get(msg.id);
+        if (child === undefined || child.pid !== null) continue;
+        await this.onChildDown(child, child.lastExit?.reason ?? "start_failed");
+      }
+    }
+  }
+
+  /** Notes a request being handled; the first one also arranges for pending ones to fail if we exit. */
+  private track(req: Request): void {
+    if (this.pending === null) {
+      const pending = new Set<Request>();
+      this.pending = pending;
+      const path = this.state.path;
+      this.self.onExit((reason) => {
+        for (const r of pending) r.reject(new StartError(`supervisor ${path} exited`, reason));
+      });
+    }
+    this.pending.add(req);
+  }
 }
 
 function newChild(spec: ChildSpec): ChildState {
