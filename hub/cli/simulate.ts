@@ -11,6 +11,7 @@
  *   ganglion simulate --tokens tokens.txt --broker mqtt://127.0.0.1:1883 --rate 0.1             # 3. the boards
  *
  *   ganglion simulate --devices 1000 --rate 1 --in-process      # hub + Firmata boards in one process, no sockets
+ *   ganglion simulate --devices 1000 --in-process --faulty 10%  # … with 10 % of the boards faulty at any time
  *
  * While it runs it shows connection progress, then a live summary (connected, msgs/s, faults); Ctrl-C stops the
  * boards cleanly (each says offline and disconnects).
@@ -34,6 +35,21 @@ export interface SimulateOptions {
   config?: string;
   seed?: number;
   httpPort?: number;
+  /** Fraction of the load devices kept under a fault (`--faulty 10%`). */
+  faulty?: number;
+}
+
+/** How often `--faulty` picks a fresh set of faulty devices, and how long an MQTT device's partition lasts. */
+const FAULT_ROUND_MS = 30_000;
+const PARTITION_MS = 20_000;
+
+/** `10%` or a fraction `0.1` → 0.1. */
+function parseFraction(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(value);
+  const n = m === null ? Number.NaN : Number(m[1]) / (m[2] === "%" ? 100 : 1);
+  if (!(n >= 0 && n <= 1))
+    throw new InvalidArgumentError(`"${value}" is not a share of the devices (e.g. 10% or 0.1)`);
+  return n;
 }
 
 function parseCount(value: string): number {
@@ -185,8 +201,19 @@ async function runAgainstBroker(opts: SimulateOptions & { tokens: string; broker
     const rate = meter.rate(run.stats.acked);
     if (!connecting) line.update(summaryLine(run.stats, rate));
   }, 1000);
+  // --faulty: a fresh share of the devices cut off the broker every round (their will fires; they buffer and
+  // replay on return).
+  const faulty = opts.faulty ?? 0;
+  const partitions =
+    faulty > 0
+      ? setInterval(() => {
+          if (!connecting) run.partition(faulty, PARTITION_MS);
+        }, FAULT_ROUND_MS)
+      : undefined;
+  if (faulty > 0) void started.then(() => run.partition(faulty, PARTITION_MS));
   const why = await stopped;
   clearInterval(ticker);
+  if (partitions !== undefined) clearInterval(partitions);
   line.done();
   console.log(`ganglion: stopping (${why}); each device says offline and disconnects`);
   await run.stop();
@@ -205,6 +232,11 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
   const shm = existsSync("/dev/shm") ? "/dev/shm" : undefined;
   const ownDir = opts.dataDir === undefined ? mkdtempSync(join(shm ?? "/tmp", "ganglion-load-")) : undefined;
   const dataDir = opts.dataDir ?? (ownDir as string);
+  if (opts.faulty !== undefined && opts.faulty > 0) {
+    console.log(
+      `ganglion: --faulty: ${Math.round(opts.devices * opts.faulty)} boards at a time with a pulled cable, a stuck or a noisy LM35; a fresh set every ${FAULT_ROUND_MS / 1000} s`,
+    );
+  }
   console.log(
     `ganglion: in-process hub with ${opts.devices} Firmata boards, ${opts.rate} readings/s each; history in ${dataDir}${ownDir && shm ? " (tmpfs; --data-dir to use a disk)" : ""}; Ctrl-C stops`,
   );
@@ -223,16 +255,20 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
       onProgress: (n) => line.update(`starting boards ${n}/${opts.devices}`),
     });
     const meter = new RateMeter();
-    const faults = () => load.counters.open - load.counters.configured;
+    const faulty = opts.faulty ?? 0;
+    const stopChaos = faulty > 0 ? load.chaos(faulty, { everyMs: FAULT_ROUND_MS }) : undefined;
     const ticker = setInterval(() => {
       const c = load.counters;
       const rate = meter.rate(c.analogReports);
+      const s = load.statuses();
+      const f = load.activeFaults();
       line.update(
-        `connected ${c.configured}/${opts.devices} · ${Math.round(rate)} msgs/s (analog reports) · heartbeats ${c.heartbeats} · faults ${faults()}`,
+        `connected ${c.configured}/${opts.devices} · online ${s.online} offline ${s.offline} down ${s.down} · ${Math.round(rate)} msgs/s (analog reports) · heartbeats ${c.heartbeats}${faulty > 0 ? ` · faults: unplugged ${f.unplug}, stuck ${f.stuck}, noise ${f.noise}` : ""}`,
       );
     }, 1000);
     if (!interrupted) await stopped;
     clearInterval(ticker);
+    stopChaos?.();
     line.done();
     const online = load.online();
     console.log(`ganglion: stopping; ${online}/${opts.devices} devices online in the hub`);
@@ -270,6 +306,13 @@ async function runScenarioCommand(nameOrFile: string, seed: number | undefined):
 
 /** Runs `ganglion simulate`: a scenario, a user's fleet as virtual boards, or the load mode. */
 export async function runSimulate(opts: SimulateOptions): Promise<void> {
+  if (
+    opts.faulty !== undefined &&
+    (opts.scenario !== undefined || opts.config !== undefined || opts.writeFleet !== undefined)
+  )
+    throw new CliError(
+      "--faulty is for the load mode (--in-process, or --tokens with --broker); scenarios and --config inject their own faults",
+    );
   if (opts.scenario !== undefined) return runScenarioCommand(opts.scenario, opts.seed);
   if (opts.config !== undefined) {
     if (opts.tokens === undefined)
@@ -328,5 +371,10 @@ export function registerSimulate(program: Command): void {
     .option("--in-process", "start a hub here with N generated Firmata boards (no sockets)")
     .option("--duration <time>", "stop after this long (e.g. 30s, 5m); default: until Ctrl-C", parseDuration)
     .option("--data-dir <dir>", "history directory for --in-process (default: a temporary one on tmpfs)")
+    .option(
+      "--faulty <share>",
+      `keep this share of the load devices faulty (e.g. 10%), a fresh set every ${FAULT_ROUND_MS / 1000} s: --in-process pulls cables and makes LM35s stuck or noisy; against --broker, devices are partitioned for ${PARTITION_MS / 1000} s`,
+      parseFraction,
+    )
     .action(action((opts: SimulateOptions) => runSimulate(opts)));
 }

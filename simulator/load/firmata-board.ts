@@ -8,6 +8,10 @@
  * and analog-mapping queries, pin modes, analog/digital reporting at the sampling interval the hub sets, digital
  * writes and pin-state queries (the hub's command confirmation), and the heartbeat sysex (0x0A) at the period the
  * hub asks for. Analog pins A0..A5 read an LM35 at a temperature that drifts per board (deterministic).
+ *
+ * Physical faults, as simulator/faults.ts injects them on the emulated Uno: {@link FirmataBoard.unplug} pulls the
+ * USB cable (the port closes, and opening it fails until {@link FirmataBoard.plug}); {@link FirmataBoard.setAnalogFault}
+ * freezes the LM35's voltage (`stuck`) or adds ±100 ADC counts (±49 °C, about 30 % of its range) of jitter (`noise`).
  */
 import { Duplex } from "node:stream";
 
@@ -87,6 +91,15 @@ export interface FirmataCounters {
   writes: number;
 }
 
+/** An analog fault of a load board: the voltage frozen, or jitter on it. */
+export type AnalogFault = "stuck" | "noise";
+
+/** ±this many ADC counts of noise: ±49 °C on an LM35, about 30 % of a -40..125 °C range (as faults.ts's noise). */
+const NOISE_COUNTS = 100;
+const FAULT_NONE = 0;
+const FAULT_STUCK = 1;
+const FAULT_NOISE = 2;
+
 /** A fresh set of counters. */
 export function newFirmataCounters(): FirmataCounters {
   return { open: 0, configured: 0, analogReports: 0, heartbeats: 0, writes: 0 };
@@ -108,6 +121,11 @@ export class FirmataBoard {
   private configured = false;
   /** Bytes of a frame split across writes. */
   private partial: number[] = [];
+  /** The cable is pulled: {@link open} fails until {@link plug}. */
+  private unplugged = false;
+  private analogFault = FAULT_NONE;
+  /** The ADC counts of the last sample (what `stuck` freezes). */
+  private lastCounts = 0;
 
   constructor(
     readonly id: string,
@@ -123,6 +141,7 @@ export class FirmataBoard {
    * (as an Uno's DTR does) and announces its version and firmware.
    */
   open(): Duplex {
+    if (this.unplugged) throw new Error(`${this.id}'s USB cable is pulled (simulated unplug): no such port`);
     this.close();
     this.reset();
     const port = new Duplex({
@@ -163,6 +182,30 @@ export class FirmataBoard {
     this.partial = [];
     if (this.configured) this.counters.configured--;
     this.configured = false;
+  }
+
+  /** Pulls the USB cable: the port closes, the board loses power, and the port is gone until {@link plug}. */
+  unplug(): void {
+    this.unplugged = true;
+    this.close();
+  }
+
+  /** Plugs the cable back in: the next open (the hub's link retrying) succeeds and the board boots. */
+  plug(): void {
+    this.unplugged = false;
+  }
+
+  get isUnplugged(): boolean {
+    return this.unplugged;
+  }
+
+  /** Freezes (`stuck`) or jitters (`noise`) the voltage on the analog pins, or clears it (`null`). */
+  setAnalogFault(fault: AnalogFault | null): void {
+    this.analogFault = fault === "stuck" ? FAULT_STUCK : fault === "noise" ? FAULT_NOISE : FAULT_NONE;
+  }
+
+  get currentAnalogFault(): AnalogFault | null {
+    return this.analogFault === FAULT_STUCK ? "stuck" : this.analogFault === FAULT_NOISE ? "noise" : null;
   }
 
   /** Pulls the cable: the port closes and the board stops. */
@@ -290,7 +333,14 @@ export class FirmataBoard {
   private sample(): void {
     const n = this.samples++;
     // LM35: 10 mV/°C on a 5 V, 10-bit ADC.
-    const counts = Math.max(0, Math.min(1023, Math.round((this.temperature(n) * 10 * 1023) / 5000)));
+    let counts = Math.max(0, Math.min(1023, Math.round((this.temperature(n) * 10 * 1023) / 5000)));
+    if (this.analogFault === FAULT_STUCK) counts = this.lastCounts;
+    else if (this.analogFault === FAULT_NOISE) {
+      // A cheap deterministic jitter (Weyl sequence on the sample number): no per-board random state to keep.
+      const r = ((n * 0.6180339887 + this.index * 0.7548776662) % 1) * 2 - 1;
+      counts = Math.max(0, Math.min(1023, counts + Math.round(r * NOISE_COUNTS)));
+    }
+    this.lastCounts = counts;
     for (let channel = 0; channel < 6; channel++) {
       if ((this.analogReporting & (1 << channel)) === 0) continue;
       this.send([ANALOG_MESSAGE | channel, counts & 0x7f, (counts >> 7) & 0x7f]);

@@ -2,6 +2,9 @@
  * The in-process load mode: one hub and N {@link FirmataBoard}s in the same process, the boards handed to the hub
  * through its `SerialOpener` exactly where serial ports would be. No sockets and no ptys: what is measured is the
  * hub's actors (link, board, sensor per device), Firmata parsing and the history store.
+ *
+ * Faults ({@link InProcessLoad.inject}, `--faulty 10%`): a board's cable pulled (its link backs off to `down` and
+ * returns once plugged back in), or its LM35 stuck or noisy (the sensor goes `faulty`, and `ok` once cleared).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,7 +13,7 @@ import type { Logger } from "pino";
 import { type DeviceInput, FleetConfigSchema } from "../../hub/config.ts";
 import type { SerialOpener } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
-import { FirmataBoard, type FirmataCounters, newFirmataCounters } from "./firmata-board.ts";
+import { type AnalogFault, FirmataBoard, type FirmataCounters, newFirmataCounters } from "./firmata-board.ts";
 import { LOAD_SENSOR, loadDeviceId } from "./fleet.ts";
 
 /** Options of {@link startInProcessLoad}. */
@@ -28,6 +31,10 @@ export interface InProcessOptions {
   onProgress?: (started: number) => void;
 }
 
+/** A physical fault of a load board. */
+export type LoadFaultKind = "unplug" | AnalogFault;
+export const LOAD_FAULT_KINDS: readonly LoadFaultKind[] = ["unplug", "stuck", "noise"];
+
 /** A running in-process load. */
 export interface InProcessLoad {
   hub: RunningHub;
@@ -35,6 +42,17 @@ export interface InProcessLoad {
   counters: FirmataCounters;
   /** Devices the hub shows online. */
   online(): number;
+  /** Devices by the hub's status. */
+  statuses(): { online: number; offline: number; down: number };
+  /** Injects a fault on one board; returns its undo (plug the cable back in, free the pin). */
+  inject(board: FirmataBoard, kind: LoadFaultKind): () => void;
+  /**
+   * Keeps about `fraction` of the boards under a fault: every `everyMs` the faulty set is cleared and a fresh random
+   * one picked, its kinds taking turns (unplug, stuck, noise). Returns a stop function that clears them all.
+   */
+  chaos(fraction: number, options?: { everyMs?: number; random?: () => number }): () => void;
+  /** Faults in place now, by kind. */
+  activeFaults(): Record<LoadFaultKind, number>;
   stop(): Promise<void>;
 }
 
@@ -54,6 +72,10 @@ export function loadUnoEntry(id: string, rate: number): DeviceInput {
         periodMs,
         staleMs: Math.max(3 * periodMs, 10_000),
         range: [-40, 125],
+        // So the physical faults show: the model moves every sample (a frozen voltage is a flat line after ten
+        // periods, at least 5 s) and by under 3 °C a period (noise jumps by tens).
+        flatLineMs: Math.max(10 * periodMs, 5000),
+        maxRatePerS: (10 * 1000) / periodMs,
       },
     ],
   };
@@ -89,7 +111,55 @@ export async function startInProcessLoad(options: InProcessOptions): Promise<InP
     logger: options.logger,
     serialOpener: opener,
   });
+  const active = new Map<FirmataBoard, LoadFaultKind>();
+  let stopChaos: (() => void) | null = null;
+  const inject = (board: FirmataBoard, kind: LoadFaultKind) => {
+    if (active.has(board)) throw new Error(`${board.id} already has a ${active.get(board)} fault`);
+    active.set(board, kind);
+    if (kind === "unplug") board.unplug();
+    else board.setAnalogFault(kind);
+    return () => {
+      if (active.get(board) !== kind) return;
+      active.delete(board);
+      if (kind === "unplug") board.plug();
+      else board.setAnalogFault(null);
+    };
+  };
+  const chaos = (fraction: number, opts: { everyMs?: number; random?: () => number } = {}) => {
+    stopChaos?.();
+    const random = opts.random ?? Math.random;
+    const count = Math.min(boards.length, Math.round(boards.length * fraction));
+    let undos: (() => void)[] = [];
+    const round = () => {
+      for (const undo of undos) undo();
+      undos = [];
+      // A partial Fisher-Yates over a copy of the indices: `count` distinct boards.
+      const order = Array.from(boards.keys());
+      for (let i = 0; i < count; i++) {
+        const j = i + Math.floor(random() * (order.length - i));
+        const pick = order[j] as number;
+        order[j] = order[i] as number;
+        undos.push(
+          inject(
+            boards[pick] as FirmataBoard,
+            LOAD_FAULT_KINDS[i % LOAD_FAULT_KINDS.length] as LoadFaultKind,
+          ),
+        );
+      }
+    };
+    round();
+    const timer = setInterval(round, opts.everyMs ?? 30_000);
+    const stopIt = () => {
+      clearInterval(timer);
+      for (const undo of undos) undo();
+      undos = [];
+      if (stopChaos === stopIt) stopChaos = null;
+    };
+    stopChaos = stopIt;
+    return stopIt;
+  };
   const stop = async () => {
+    stopChaos?.();
     await hub.stop();
     for (const b of boards) b.close();
     if (ownDir) rmSync(dataDir, { recursive: true, force: true });
@@ -113,6 +183,18 @@ export async function startInProcessLoad(options: InProcessOptions): Promise<InP
     online: () => {
       let n = 0;
       for (const d of hub.devices()) if (d.status === "online") n++;
+      return n;
+    },
+    statuses: () => {
+      const n = { online: 0, offline: 0, down: 0 };
+      for (const d of hub.devices()) n[d.status]++;
+      return n;
+    },
+    inject,
+    chaos,
+    activeFaults: () => {
+      const n: Record<LoadFaultKind, number> = { unplug: 0, stuck: 0, noise: 0 };
+      for (const kind of active.values()) n[kind]++;
       return n;
     },
     stop,

@@ -7,6 +7,7 @@ import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { FleetConfigSchema, loadFleetConfig, parseTokensFile, verifyToken } from "../../hub/config.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
+import type { FirmataBoard } from "../../simulator/load/firmata-board.ts";
 import { generateLoadFleet, LOAD_SENSOR } from "../../simulator/load/fleet.ts";
 import { startInProcessLoad } from "../../simulator/load/in-process.ts";
 import { LoadRun } from "../../simulator/load/run.ts";
@@ -206,6 +207,87 @@ describe("in-process load mode", () => {
   }, 120_000);
 });
 
+describe("in-process load mode with physical faults", () => {
+  it("a pulled cable backs the link off to down and the board returns when plugged; a stuck or noisy LM35 is faulty, then ok", async () => {
+    const load = await startInProcessLoad({
+      devices: 6,
+      rate: 5,
+      dataDir: tempDir("inproc-faults", shm),
+      logger: silent,
+    });
+    const device = (i: number) => load.hub.device(load.boards[i]?.id as string);
+    const health = (i: number) => device(i)?.sensors.find((s) => s.id === LOAD_SENSOR)?.health;
+    try {
+      await until(() => load.online() === 6, 30_000, "every device online");
+      await until(() => [0, 1, 2].every((i) => health(i) === "ok"), 15_000, "sensors ok");
+      const [unplugged, stuck, noisy] = load.boards as [FirmataBoard, FirmataBoard, FirmataBoard];
+      const replug = load.inject(unplugged, "unplug");
+      const unstick = load.inject(stuck, "stuck");
+      const quiet = load.inject(noisy, "noise");
+      expect(load.activeFaults()).toEqual({ unplug: 1, stuck: 1, noise: 1 });
+      expect(() => load.inject(stuck, "noise")).toThrow(/already has a stuck fault/);
+
+      // The port closed, and reopening it fails: the link backs off and the device is down with the reason.
+      await until(() => device(0)?.status === "down", 15_000, `${unplugged.id} down`);
+      expect(device(0)?.reason).toMatch(/USB cable is pulled/);
+      const backoffs = load.hub.events({ device: unplugged.id, type: "backoff", limit: 100 });
+      expect(backoffs.at(-1)).toMatchObject({ path: `hub/fleet/${unplugged.id}/link` });
+      // A frozen voltage is a flat line; noise breaks the rate bound.
+      await until(() => health(1) === "faulty", 20_000, `${stuck.id} stuck → faulty`);
+      await until(() => health(2) === "faulty", 15_000, `${noisy.id} noise → faulty`);
+      // The other boards carry on.
+      expect([3, 4, 5].map((i) => device(i)?.status)).toEqual(["online", "online", "online"]);
+
+      const since = Date.now();
+      replug();
+      unstick();
+      quiet();
+      expect(load.activeFaults()).toEqual({ unplug: 0, stuck: 0, noise: 0 });
+      await until(() => device(0)?.status === "online", 45_000, `${unplugged.id} online after the plug`);
+      await until(
+        () => load.hub.telemetry({ device: unplugged.id, sensor: LOAD_SENSOR, since }).length >= 2,
+        15_000,
+        `${unplugged.id}'s readings again`,
+      );
+      await until(() => health(1) === "ok" && health(2) === "ok", 15_000, "stuck and noisy sensors ok again");
+    } finally {
+      await load.stop();
+    }
+  }, 120_000);
+
+  it("chaos keeps the asked share of boards faulty, a fresh set each round, and clears them all when stopped", async () => {
+    const load = await startInProcessLoad({
+      devices: 20,
+      rate: 2,
+      dataDir: tempDir("inproc-chaos", shm),
+      logger: silent,
+    });
+    try {
+      await until(() => load.online() === 20, 30_000, "every device online");
+      let seed = 7;
+      const random = () => {
+        seed = (seed * 16807) % 2147483647;
+        return seed / 2147483647;
+      };
+      const stop = load.chaos(0.3, { everyMs: 1500, random });
+      const faulty = () =>
+        new Set(load.boards.filter((b) => b.isUnplugged || b.currentAnalogFault !== null).map((b) => b.id));
+      const first = faulty();
+      expect(first.size).toBe(6);
+      expect(load.activeFaults()).toEqual({ unplug: 2, stuck: 2, noise: 2 });
+      await until(() => [...faulty()].some((id) => !first.has(id)), 10_000, "a fresh set of faulty boards");
+      expect(faulty().size).toBe(6);
+      await until(() => load.statuses().online < 20, 15_000, "an unplugged board offline in the hub");
+      stop();
+      expect(faulty().size).toBe(0);
+      expect(load.activeFaults()).toEqual({ unplug: 0, stuck: 0, noise: 0 });
+      await until(() => load.online() === 20, 60_000, "every device online again");
+    } finally {
+      await load.stop();
+    }
+  }, 120_000);
+});
+
 describe("ganglion simulate (CLI)", () => {
   it("--write-fleet writes a fleet file the hub loads and the tokens that log in; the boards then run against it", async () => {
     const dir = tempDir("cli");
@@ -278,6 +360,31 @@ describe("ganglion simulate (CLI)", () => {
       await hub.stop();
     }
   }, 120_000);
+
+  it("--in-process --faulty 20%: runs with faulty boards, shows them, and stops cleanly", async () => {
+    const ran = await cli([
+      "simulate",
+      "--devices",
+      "10",
+      "--rate",
+      "2",
+      "--in-process",
+      "--faulty",
+      "20%",
+      "--duration",
+      "12s",
+      "--data-dir",
+      tempDir("cli-faulty", shm),
+    ]);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toContain("--faulty: 2 boards at a time with a pulled cable, a stuck or a noisy LM35");
+    expect(ran.stdout).toMatch(/faults: unplugged 1, stuck 1, noise 0/);
+    expect(ran.stdout).toContain("ganglion: stopped");
+    const bad = await cli(["simulate", "--devices", "3", "--in-process", "--faulty", "150%"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^ganglion: .*"150%" is not a share of the devices \(e\.g\. 10% or 0\.1\)/);
+  }, 90_000);
 
   it("a bad flag is one line on stderr and a non-zero exit", async () => {
     const bad = await cli(["simulate", "--devices", "3", "--rate", "fast", "--in-process"]);
