@@ -5,13 +5,23 @@
  * Durability. The database runs in WAL mode. Every append commits before it returns (or, for
  * {@link HistoryStore.persistTelemetry}, before its promise resolves), so a caller that acknowledges after that
  * (the broker's PUBACK) never acknowledges a row that is not committed.
- * - `synchronous: "full"` (the default): each commit fsyncs the WAL. A committed row survives `kill -9` of the hub
- *   and a power cut or kernel crash.
+ * - `synchronous: "full"` (the default): a committed row is on disk before it is acknowledged: it survives
+ *   `kill -9` of the hub and a power cut or kernel crash. {@link HistoryStore.persistTelemetry} resolves only once
+ *   an `fdatasync` of the WAL that started after its commit has completed; {@link HistoryStore.appendTelemetry}
+ *   syncs before it returns.
  * - `synchronous: "normal"`: commits reach the WAL file (the OS page cache) without an fsync; the WAL is synced at
  *   checkpoints. A committed row survives `kill -9` (the kernel still writes it out), but a power cut can lose the
  *   last commits (the database stays consistent; it just ends earlier). Cheaper on SD cards.
- * Group commit: rows handed to `persistTelemetry` in the same turn of the event loop share one transaction (and
- * one fsync), so durability costs per batch, not per reading.
+ * How "full" syncs: SQLite itself runs with `synchronous = NORMAL` (a commit writes its WAL frames and returns),
+ * and the store fsyncs the WAL file asynchronously, on libuv's thread pool, so the ~3 ms a disk takes per fsync no
+ * longer stops the event loop (better-sqlite3 is synchronous: with SQLite's FULL every commit blocked the hub for
+ * its fsync). fsync is per file, so a sync that starts after a commit returned covers that commit's frames; a WAL
+ * checkpoint (which moves frames into the database and lets the WAL be reused) syncs the WAL and the database
+ * itself first under NORMAL, so a frame is on disk in one or the other. Status, event and state commits are synced
+ * by the next sync too (nothing waits for it).
+ * Group commit: rows handed to `persistTelemetry` in the same turn of the event loop share one transaction; while
+ * a sync is in flight, rows gather and are committed in one transaction when it completes, then synced by the
+ * next one — so durability costs per batch, not per reading.
  *
  * Retention is a ring per sensor (like RingLogger): once a sensor holds more than its limit N (plus a slack of N/64,
  * so the oldest pages are touched once per chunk rather than on every insert), its oldest rows (by `ts`) are
@@ -22,7 +32,7 @@
  * (device, sensor, ts, seq) makes the replay a no-op. `ts` is part of the key so an agent that restarts its
  * `seq` counter from 0 is not mistaken for a replay and silently dropped.
  */
-import { mkdirSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 
@@ -228,6 +238,19 @@ export class HistoryStore {
   private pendingWrites: (() => void)[] = [];
   private stateTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** `synchronous: "full"`: acknowledge telemetry only after the WAL is synced (see the durability note). */
+  private readonly syncWal: boolean;
+  /** A read-only descriptor of the WAL file, for the syncs; opened on the first one. */
+  private walFd: number | null = null;
+  /** An fdatasync of the WAL is running on the thread pool. */
+  private syncing = false;
+  /** Commits since the last sync started: another one is needed. */
+  private dirty = false;
+  /** Batches committed since the last sync started, resolved when the next one completes. */
+  private awaitingSync: (() => void)[] = [];
+  private awaitingSyncFailed: ((err: unknown) => void)[] = [];
+  /** In-memory row counts before the running transaction touched them, restored if it rolls back. */
+  private readonly rowsBefore = new Map<SensorEntry, number>();
   /** Counters for introspection and benchmarks. */
   readonly stats = { inserted: 0, duplicates: 0, pruned: 0, commits: 0 };
 
@@ -249,12 +272,14 @@ export class HistoryStore {
   private constructor(options: StoreOptions) {
     this.file = join(options.dataDir, "ganglion.db");
     this.defaultRetention = options.retention ?? 100_000;
+    this.syncWal = options.synchronous !== "normal";
     this.maxEvents = options.maxEvents ?? 1_000_000;
     try {
       mkdirSync(options.dataDir, { recursive: true });
       this.db = new Database(this.file);
       this.db.pragma("journal_mode = WAL");
-      this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+      // FULL's fsync is the store's own, off the event loop (see the durability note).
+      this.db.pragma("synchronous = NORMAL");
       this.db.pragma("foreign_keys = ON");
       this.db.exec(SCHEMA);
     } catch (err) {
@@ -326,6 +351,7 @@ export class HistoryStore {
       const inserted = info.changes > 0;
       results.push(inserted);
       if (inserted) {
+        if (!this.rowsBefore.has(entry)) this.rowsBefore.set(entry, entry.rows);
         entry.rows++;
         touched.add(entry);
       }
@@ -344,9 +370,10 @@ export class HistoryStore {
   };
 
   private commitTelemetry(rows: readonly TelemetryRow[]): boolean[] {
-    const snapshot = [...this.sensors.values()].map((e) => [e, e.rows] as const);
+    this.rowsBefore.clear();
     try {
       const results = this.insertTransaction(rows);
+      this.dirty = true;
       this.stats.commits++;
       for (const inserted of results) {
         if (inserted) this.stats.inserted++;
@@ -355,9 +382,85 @@ export class HistoryStore {
       return results;
     } catch (err) {
       // The transaction rolled back: so must the in-memory row counts.
-      for (const [entry, rows] of snapshot) entry.rows = rows;
+      for (const [entry, rows] of this.rowsBefore) entry.rows = rows;
+      throw err;
+    } finally {
+      this.rowsBefore.clear();
+    }
+  }
+
+  /** The WAL's descriptor; on first use, also syncs the directory so a newly created WAL's entry is durable. */
+  private wal(): number {
+    if (this.walFd === null) {
+      this.walFd = openSync(`${this.file}-wal`, "r");
+      const dir = openSync(join(this.file, ".."), "r");
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    }
+    return this.walFd;
+  }
+
+  /**
+   * Starts an fdatasync of the WAL on the thread pool when something was committed since the last one started and
+   * none is running; when it completes, the batches committed before it started are durable and resolved. Commits
+   * made meanwhile wait for the next one, which starts as soon as this one is done (a natural group commit).
+   */
+  private requestSync(): void {
+    if (this.syncing || !this.dirty || this.walFd === -1) return;
+    const resolves = this.awaitingSync;
+    const rejects = this.awaitingSyncFailed;
+    this.awaitingSync = [];
+    this.awaitingSyncFailed = [];
+    this.dirty = false;
+    let fd: number;
+    try {
+      fd = this.wal();
+    } catch (err) {
+      for (const reject of rejects) reject(err);
+      return;
+    }
+    this.syncing = true;
+    fdatasync(fd, (err) => {
+      this.syncing = false;
+      if (err) for (const reject of rejects) reject(err);
+      else for (const resolve of resolves) resolve();
+      if (this.closed) {
+        // close() synced whatever was left itself and left the descriptor to this callback.
+        if (this.walFd !== null && this.walFd !== -1) closeSync(this.walFd);
+        this.walFd = -1;
+        return;
+      }
+      // The readings that arrived during the sync, in one transaction: committing each turn's few rows while a
+      // sync runs would write the same hot pages to the WAL again and again for nothing (they wait anyway).
+      if (this.pending.length > 0) this.flush();
+      this.requestSync();
+    });
+  }
+
+  /** Syncs the WAL now, on this thread (the synchronous API and close()); settles every batch waiting for a sync. */
+  private syncNow(): void {
+    if (!this.syncWal) return;
+    const resolves = this.awaitingSync;
+    const rejects = this.awaitingSyncFailed;
+    this.awaitingSync = [];
+    this.awaitingSyncFailed = [];
+    this.dirty = false;
+    try {
+      fdatasyncSync(this.wal());
+    } catch (err) {
+      for (const reject of rejects) reject(err);
       throw err;
     }
+    for (const resolve of resolves) resolve();
+  }
+
+  /** After a commit nobody waits on (status, events, states): the next sync covers it. */
+  private committed(): void {
+    this.dirty = true;
+    if (this.syncWal) this.requestSync();
   }
 
   /**
@@ -371,7 +474,9 @@ export class HistoryStore {
       const problem = invalidRow(row);
       if (problem) throw new TypeError(problem);
     }
-    return this.commitTelemetry(list);
+    const results = this.commitTelemetry(list);
+    this.syncNow();
+    return results;
   }
 
   /**
@@ -388,7 +493,8 @@ export class HistoryStore {
       this.pending.push({ row, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        // While a sync runs, readings gather for the commit its completion makes (see requestSync).
+        if (!this.syncing) setImmediate(() => this.flush());
       }
     });
   }
@@ -411,6 +517,7 @@ export class HistoryStore {
     this.db.transaction(() => {
       for (const write of writes) write();
     })();
+    this.committed();
   }
 
   /** Commits what {@link persistTelemetry} has queued. Called by itself; public for shutdown paths. */
@@ -419,14 +526,25 @@ export class HistoryStore {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
+    let results: boolean[];
     try {
-      const results = this.commitTelemetry(batch.map((p) => p.row));
-      batch.forEach((p, i) => {
-        p.resolve(results[i] ?? false);
-      });
+      results = this.commitTelemetry(batch.map((p) => p.row));
     } catch (err) {
       for (const p of batch) p.reject(err);
+      return;
     }
+    const settle = () => {
+      for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] ?? false);
+    };
+    if (!this.syncWal) {
+      settle();
+      return;
+    }
+    this.awaitingSync.push(settle);
+    this.awaitingSyncFailed.push((err) => {
+      for (const p of batch) p.reject(err);
+    });
+    this.requestSync();
   }
 
   /** Records a device status change (`online`, `offline`, `down`); committed with the next batch (see {@link queueWrite}). */
@@ -582,6 +700,7 @@ export class HistoryStore {
     this.db.transaction(() => {
       for (const [id, json] of states) this.stmts.saveState.run(json, id);
     })();
+    this.committed();
   }
 
   /** The newest reading of every sensor that has one (one index seek each), with its saved state. */
@@ -628,9 +747,13 @@ export class HistoryStore {
     this.flush();
     this.flushStates();
     this.flushWrites();
+    // Whatever still waits for a sync is synced here; a sync in flight closes the descriptor when it returns.
+    if (this.dirty || this.awaitingSync.length > 0) this.syncNow();
     this.closed = true;
     this.db.pragma("wal_checkpoint(TRUNCATE)");
     this.db.close();
+    if (!this.syncing && this.walFd !== null && this.walFd !== -1) closeSync(this.walFd);
+    if (!this.syncing) this.walFd = -1;
   }
 
   private assertOpen(): void {
