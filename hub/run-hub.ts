@@ -81,6 +81,16 @@ export function resolveApiToken(host: string, given: string | undefined): string
   return token;
 }
 
+/**
+ * The dashboard's address for the start-up line: `http://HOST:PORT/`, and when the hub requires a token (bound beyond
+ * loopback) `http://HOST:PORT/#token=…`. The fragment never leaves the browser (it is not sent to the server); the
+ * page keeps the token for its tab and removes it from the address bar.
+ */
+export function dashboardLink(httpUrl: string, host: string, apiToken: string | undefined): string {
+  if (apiToken === undefined || isLoopbackHost(host)) return `${httpUrl}/`;
+  return `${httpUrl}/#token=${encodeURIComponent(apiToken)}`;
+}
+
 /** Finds the cause behind a failed start (the supervisor wraps a child's failure). */
 function rootCause(err: unknown): unknown {
   let e = err;
@@ -109,7 +119,8 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
   const staticDir = options.staticDir ?? DASHBOARD_DIR;
   const dashboardBuilt = existsSync(join(staticDir, "index.html"));
   // The token depends on where HTTP really binds: the flag, else the fleet file.
-  const apiToken = resolveApiToken(options.httpHost ?? config.hub.http.host, options.apiToken);
+  const httpHost = options.httpHost ?? config.hub.http.host;
+  const apiToken = resolveApiToken(httpHost, options.apiToken);
   let hub: RunningHub;
   try {
     hub = await startHub({
@@ -151,7 +162,8 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
       `ganglion: mqtt broker ${hub.mqttUrl} (external; device logins and ACLs are that broker's job)`,
     );
   } else console.log(`ganglion: mqtt listening on ${hub.mqttUrl}`);
-  if (dashboardBuilt) console.log(`ganglion: dashboard at ${hub.httpUrl}/`);
+  if (dashboardBuilt)
+    console.log(`ganglion: dashboard at ${dashboardLink(hub.httpUrl!, httpHost, apiToken)}`);
   else log.warn({ staticDir }, "the dashboard is not built; run npm run build:dashboard to serve it at /");
   if (demo !== undefined) {
     await demo.start(hub.mqttUrl);

@@ -2,7 +2,7 @@
 // (the root package's `prepare` script) and by `npm run build:dashboard`; `--watch` rebuilds on change;
 // `--outdir DIR` builds elsewhere (the end-to-end test builds the current sources into a temp dir).
 import { copyFile, mkdir } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
@@ -15,8 +15,17 @@ const watch = process.argv.includes("--watch");
 await mkdir(out, { recursive: true });
 await copyFile(join(here, "index.html"), join(out, "index.html"));
 
+/**
+ * Hub modules the page may bundle (it imports their values, not only types): each has no imports and no Node code.
+ * `import type` from any hub module is fine (esbuild erases it); a value import from one not listed here fails the
+ * build, so Node code (or a module that may grow some) never reaches the browser by accident.
+ */
+const BUNDLED_HUB_MODULES = new Set(["hub/faults/contract.ts"]);
+const root = resolve(here, "../..");
+
 const options = {
   entryPoints: { app: join(here, "src/main.tsx") },
+  platform: "browser",
   outdir: out,
   bundle: true,
   format: "esm",
@@ -34,6 +43,17 @@ if (watch) {
   await ctx.watch();
 } else {
   const result = await esbuild.build({ ...options, metafile: true });
+  const stray = Object.keys(result.metafile.inputs)
+    .map((input) => relative(root, resolve(process.cwd(), input)).split(sep).join("/"))
+    .filter((file) => file.startsWith("hub/") && !file.startsWith("hub/dashboard/"))
+    .filter((file) => !BUNDLED_HUB_MODULES.has(file));
+  if (stray.length > 0) {
+    console.error(
+      `dashboard: the bundle pulled in hub modules not known to be Node-free: ${stray.join(", ")}\n` +
+        "  (use `import type`, or check the module and add it to BUNDLED_HUB_MODULES in hub/dashboard/build.mjs)",
+    );
+    process.exit(1);
+  }
   const bytes = Object.entries(result.metafile.outputs)
     .filter(([file]) => !file.endsWith(".map"))
     .reduce((n, [, o]) => n + o.bytes, 0);

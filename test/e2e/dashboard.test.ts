@@ -5,11 +5,10 @@
  * per step lands in test-results/dashboard/.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pino from "pino";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceSchema, FleetConfigSchema, generateToken, hashToken } from "../../hub/config.ts";
 import { partName } from "../../hub/context.ts";
@@ -18,59 +17,18 @@ import { FAULT_KINDS } from "../../hub/faults/contract.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import { DASHBOARD_DIR } from "../../hub/run-hub.ts";
 import { exit } from "../../hub/runtime/index.ts";
-import type { DemoFleet } from "../../simulator/demo.ts";
-import { demoFleet } from "../../simulator/demo.ts";
-import { shippedScenarios } from "../../simulator/scenarios/index.ts";
-import { scenarioService } from "../../simulator/scenarios/service.ts";
+import {
+  type DemoHub,
+  hasChromium,
+  injectFromPage as inject,
+  launchChromium,
+  silent,
+  startDemoHub,
+  warnIfNoChromium,
+} from "./helpers.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = join("test-results", "dashboard");
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(
-    `SKIPPING test/e2e/dashboard.test.ts: ${CHROMIUM} is missing; install it with: apt-get install chromium`,
-  );
-}
-
-interface DemoHub {
-  hub: RunningHub;
-  demo: DemoFleet;
-  stop(): Promise<void>;
-}
-
-const silent = pino({ level: "silent" });
-
-/** The hub with the demo fleet, as `ganglion start --simulate` runs it, serving `staticDir` at `/`. */
-async function startDemoHub(dataDir: string, simDir: string, httpPort: number, staticDir: string) {
-  const demo = await demoFleet({ dir: simDir, logger: silent });
-  const shipped = await shippedScenarios();
-  const config = FleetConfigSchema.parse({});
-  config.devices.push(...demo.devices);
-  const hub = await startHub({
-    config,
-    dataDir,
-    httpPort,
-    mqttPort: 0,
-    staticDir,
-    logger: silent,
-    serialOpener: demo.serialOpener,
-    physicalFaults: demo.faults,
-    scenarios: (running) =>
-      scenarioService({ hub: running, scenarios: shipped, emit: running.context.emit, log: silent }),
-  });
-  await demo.start(hub.mqttUrl);
-  let stopped = false;
-  return {
-    hub,
-    demo,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await demo.stop();
-      await hub.stop();
-    },
-  } satisfies DemoHub;
-}
+warnIfNoChromium("test/e2e/dashboard.test.ts");
 
 const hubProcesses: ChildProcess[] = [];
 
@@ -168,25 +126,16 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
     // What `npm install` (prepare) builds, from the current sources; the hub processes below serve it too.
     execFileSync(process.execPath, ["hub/dashboard/build.mjs"], { stdio: "pipe" });
     staticDir = DASHBOARD_DIR;
-    current = await startDemoHub(join(work, "data"), join(work, "sim-1"), 0, staticDir);
+    current = await startDemoHub({
+      dataDir: join(work, "data"),
+      simDir: join(work, "sim-1"),
+      httpPort: 0,
+      staticDir,
+    });
     port = Number(new URL(current.hub.httpUrl!).port);
     // Let a few readings reach the history, so the sparklines have something to read.
     await new Promise((r) => setTimeout(r, 2500));
-    context = await chromium.launchPersistentContext(join(work, "chromium-profile"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1000 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    context = await launchChromium(join(work, "chromium-profile"));
     page = context.pages()[0] ?? (await context.newPage());
     page.on("pageerror", (e) => pageErrors.push(e.message));
     await page.addInitScript(INIT_SCRIPT);
@@ -356,17 +305,8 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
   }, 20_000);
 
   /** Fills the page's fault form and presses Inject (as a user would, through labelled controls). */
-  const injectFromPage = async (f: { device: string; sensor?: string; kind: string; seconds?: string }) => {
-    const form = page.getByRole("form", { name: "Inject a fault" });
-    await form.getByLabel("Device", { exact: true }).selectOption(f.device);
-    await form.getByLabel("Sensor", { exact: true }).selectOption(f.sensor ?? "");
-    await form.getByLabel("Fault", { exact: true }).selectOption(f.kind);
-    if (f.seconds !== undefined) await form.getByLabel("For (s)", { exact: true }).fill(f.seconds);
-    else await form.getByLabel("For (s)", { exact: true }).fill("");
-    const clickedAt = Date.now();
-    await form.getByRole("button", { name: "Inject" }).click();
-    return clickedAt;
-  };
+  const injectFromPage = (f: { device: string; sensor?: string; kind: string; seconds?: string }) =>
+    inject(page, f);
   const activeFault = (kind: string, target: string) =>
     page.locator(`[data-fault][data-kind="${kind}"]`, { hasText: target });
   const apiFaults = async () =>
@@ -397,8 +337,8 @@ describe.skipIf(!hasChromium)("the dashboard in a real browser", () => {
     expect(sensors).toEqual(["", "water-temp", "air-temp", "air-humidity", "air-pressure", "door"]);
     await form.getByLabel("Sensor", { exact: true }).selectOption("door");
     expect(await kinds()).toEqual(byLayer("sensor"));
-    // The page's copy of the kinds is the hub's contract.
-    expect(DASHBOARD_FAULT_KINDS).toEqual(FAULT_KINDS);
+    // The page's kinds are the hub's contract itself (hub/faults/contract.ts, bundled), not a copy.
+    expect(DASHBOARD_FAULT_KINDS).toBe(FAULT_KINDS);
   }, 20_000);
 
   it("injects `throws` from the page: the sensor restarts in the tree within 2 s, then runs healthy", async () => {
@@ -649,21 +589,7 @@ describe.skipIf(!hasChromium)("the dashboard with a large fleet", () => {
       staticDir: DASHBOARD_DIR,
       logger: silent,
     });
-    context = await chromium.launchPersistentContext(join(work, "chromium-profile"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1000 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    context = await launchChromium(join(work, "chromium-profile"));
     page = context.pages()[0] ?? (await context.newPage());
     page.on("pageerror", (e) => pageErrors.push(e.message));
   }, 60_000);

@@ -1,9 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DASHBOARD_DIR } from "../../hub/run-hub.ts";
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -11,8 +13,11 @@ afterEach(() => {
 });
 
 function runCli(args: string[]): ChildProcess {
+  // No token from the environment: each test says whether it gives one.
+  const { GANGLION_API_TOKEN: _, ...env } = process.env;
   const child = spawn(process.execPath, ["--import", "tsx", "hub/cli.ts", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    env,
   });
   children.push(child);
   return child;
@@ -54,6 +59,10 @@ function waitForLine(child: ChildProcess, pattern: RegExp): Promise<RegExpMatchA
 let dataDir: string;
 beforeAll(() => {
   dataDir = mkdtempSync(join(tmpdir(), "ganglion-start-"));
+  // The dashboard line is printed when the dashboard is built (npm install does it; a bare checkout may not have).
+  if (!existsSync(join(DASHBOARD_DIR, "index.html"))) {
+    execFileSync(process.execPath, ["hub/dashboard/build.mjs"], { stdio: "pipe" });
+  }
 });
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
@@ -61,12 +70,65 @@ describe("ganglion start", () => {
   it("prints its listening line and answers /api/health", async () => {
     const child = runCli(["start", "--http-port", "0", "--mqtt-port", "0", "--data-dir", dataDir]);
     const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
+    // On loopback no token is in force: the dashboard's address is plain.
+    const [, dashboard] = await waitForLine(child, /^ganglion: dashboard at (\S+)$/m);
+    expect(dashboard).toBe(`${url}/`);
     const res = await fetch(`${url}/api/health`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { status: string; uptimeS: number };
     expect(body.status).toBe("ok");
     expect(typeof body.uptimeS).toBe("number");
   });
+
+  it("off loopback, prints the generated token once and the dashboard's address with it as #token=", async () => {
+    const child = runCli([
+      "start",
+      "--http-host",
+      "0.0.0.0",
+      "--http-port",
+      "0",
+      "--mqtt-port",
+      "0",
+      "--data-dir",
+      dataDir,
+    ]);
+    const [, token] = await waitForLine(child, /^ganglion: api token \(shown once[^)]*\): (\S+)$/m);
+    const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/0\.0\.0\.0:\d+)$/m);
+    const [, dashboard] = await waitForLine(child, /^ganglion: dashboard at (\S+)$/m);
+    expect(dashboard).toBe(`${url}/#token=${encodeURIComponent(token!)}`);
+    // The fragment's token is the one the hub requires.
+    const local = `http://127.0.0.1:${new URL(url!).port}`;
+    const without = await fetch(`${local}/api/faults/f999`, { method: "DELETE" });
+    expect(without.status).toBe(401);
+    const fromLink = decodeURIComponent(new URL(dashboard!).hash.replace(/^#token=/, ""));
+    const withToken = await fetch(`${local}/api/faults/f999`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${fromLink}` },
+    });
+    expect(withToken.status).toBe(404);
+  }, 60_000);
+
+  it("puts a given token in the dashboard's address only when the hub requires it (off loopback)", async () => {
+    const token = randomBytes(18).toString("base64url");
+    const common = ["--http-port", "0", "--mqtt-port", "0", "--data-dir", dataDir, "--api-token", token];
+    const open = runCli(["start", "--http-host", "0.0.0.0", ...common]);
+    const [, url] = await waitForLine(open, /^ganglion: http listening on (http:\/\/0\.0\.0\.0:\d+)$/m);
+    const [, dashboard] = await waitForLine(open, /^ganglion: dashboard at (\S+)$/m);
+    expect(dashboard).toBe(`${url}/#token=${token}`);
+    const exited = new Promise((r) => open.once("exit", r));
+    open.kill("SIGTERM");
+    await exited;
+
+    // On loopback the token is not in force (mutating routes are open to this machine), so it is not printed.
+    const loopback = runCli(["start", ...common]);
+    const [, plainUrl] = await waitForLine(
+      loopback,
+      /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m,
+    );
+    const [line] = await waitForLine(loopback, /^ganglion: dashboard at \S+$/m);
+    expect(line).toBe(`ganglion: dashboard at ${plainUrl}/`);
+    expect(outputs.get(loopback)?.text).not.toContain(token);
+  }, 60_000);
 
   it("exits 2 with one line naming the port when it is taken", async () => {
     const blocker = createServer();

@@ -1,10 +1,14 @@
-/** The HTTP routes of DESIGN.md §2 the page calls, with the API's JSON errors turned into messages. */
+/**
+ * The HTTP routes of DESIGN.md §2 the page calls, with the API's JSON errors turned into messages. Mutating routes
+ * (POST, DELETE) carry the tab's API token when it holds one; a 401 asks for the token (auth.ts) and retries.
+ */
+import { auth, TokenCancelled } from "./auth.ts";
 import type {
   DeviceView,
-  FaultRequestBody,
+  FaultRequest,
   FaultView,
   HubEvent,
-  ScenarioSummary,
+  ScenarioListing,
   StoredReading,
   TreeNode,
 } from "./types.ts";
@@ -46,6 +50,35 @@ async function request<T>(path: string, init?: RequestInit): Promise<T> {
   return body as T;
 }
 
+/**
+ * A POST or DELETE: sent with the tab's token, if any; answered 401, it asks for the token (one prompt for every
+ * request refused meanwhile) and sends again, until the hub accepts it or the user cancels. `action` names what it
+ * does, for the prompt (`send "on" to tank-pi/status-led`).
+ */
+async function mutate<T>(path: string, init: RequestInit, action: string): Promise<T> {
+  for (;;) {
+    const token = auth.current();
+    const headers = new Headers(init.headers);
+    if (token !== undefined) headers.set("authorization", `Bearer ${token}`);
+    try {
+      return await request<T>(path, { ...init, headers });
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 401) throw err;
+      try {
+        await auth.refused(token, action);
+      } catch (cancelled) {
+        if (cancelled instanceof TokenCancelled) throw new ApiError(401, "unauthorized", cancelled.message);
+        throw cancelled;
+      }
+    }
+  }
+}
+
+const json = (method: string, body?: unknown): RequestInit =>
+  body === undefined
+    ? { method }
+    : { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+
 export const fetchTree = () => request<TreeNode>("/api/tree");
 export const fetchDevices = () => request<DeviceView[]>("/api/devices");
 export const fetchEvents = (limit: number) => request<HubEvent[]>(`/api/events?limit=${limit}`);
@@ -57,28 +90,28 @@ export const fetchTelemetry = (device: string, sensor: string, limit: number) =>
 
 /** Resolves once the board confirmed the command; rejects with the API's reason (400/404/503/504). */
 export const sendCommand = (device: string, target: string, op: string, args?: Record<string, unknown>) =>
-  request<{ id: string; ok: true }>(`/api/devices/${encodeURIComponent(device)}/commands`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(args === undefined ? { target, op } : { target, op, args }),
-  });
-
-const json = (method: string, body?: unknown): RequestInit =>
-  body === undefined
-    ? { method }
-    : { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  mutate<{ id: string; ok: true }>(
+    `/api/devices/${encodeURIComponent(device)}/commands`,
+    json("POST", args === undefined ? { target, op } : { target, op, args }),
+    `send "${op}" to ${device}/${target}`,
+  );
 
 export const fetchFaults = () => request<FaultView[]>("/api/faults");
 
 /** 202 with the fault as booked; rejects with the API's reason (400 bad-fault, 404, 409 not-simulated/fault_active). */
-export const injectFault = (body: FaultRequestBody) => request<FaultView>("/api/faults", json("POST", body));
+export const injectFault = (body: FaultRequest) =>
+  mutate<FaultView>(
+    "/api/faults",
+    json("POST", body),
+    `inject ${body.kind}${body.device === undefined ? "" : ` on ${body.device}${body.sensor === undefined ? "" : `/${body.sensor}`}`}`,
+  );
 
 /** Resolves once the fault's undo ran (204); 404 when it is no longer active. */
 export const clearFault = (id: string) =>
-  request<void>(`/api/faults/${encodeURIComponent(id)}`, json("DELETE"));
+  mutate<void>(`/api/faults/${encodeURIComponent(id)}`, json("DELETE"), `clear fault ${id}`);
 
-export const fetchScenarios = () => request<ScenarioSummary[]>("/api/scenarios");
+export const fetchScenarios = () => request<ScenarioListing[]>("/api/scenarios");
 
 /** 202 once the run started; its progress arrives as `scenario` events on `/api/live`. */
 export const runScenario = (name: string) =>
-  request<unknown>(`/api/scenarios/${encodeURIComponent(name)}/run`, json("POST"));
+  mutate<unknown>(`/api/scenarios/${encodeURIComponent(name)}/run`, json("POST"), `run scenario ${name}`);

@@ -1,4 +1,7 @@
-/** The dashboard page: connection banner, supervision tree, device cards, event timeline, fault controls. */
+/**
+ * The dashboard page: connection banner, API token state, supervision tree, device cards, event timeline, fault
+ * controls, and the token prompt.
+ */
 import { useEffect, useState } from "preact/hooks";
 import { DeviceCards } from "./devices.tsx";
 import { FaultsPanel } from "./faults.tsx";
@@ -6,6 +9,7 @@ import { ago } from "./format.ts";
 import type { ConnectionState } from "./live.ts";
 import type { DashboardStore } from "./state.ts";
 import { Timeline } from "./timeline.tsx";
+import { TokenDialog, TokenStatus } from "./token.tsx";
 import { SupervisionTree } from "./tree.tsx";
 
 /** Re-renders on every store change, and once a second so "3 s ago" texts move. */
@@ -60,6 +64,7 @@ export function App({ store }: { store: DashboardStore }) {
           {state.devices.length} devices, {online} online
           {state.connection.state === "open" && ` · connected ${ago(state.connection.since, now)}`}
         </span>
+        <TokenStatus />
         <ConnectionBanner connection={state.connection} now={now} />
       </header>
       <main class={stale ? "stale" : ""}>
@@ -87,6 +92,7 @@ export function App({ store }: { store: DashboardStore }) {
           <Timeline events={state.events} deviceIds={state.deviceIds} />
         </section>
       </main>
+      <TokenDialog />
     </>
   );
 }

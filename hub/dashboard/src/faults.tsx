@@ -16,7 +16,7 @@ import {
   FAULT_KINDS,
   type FaultKind,
   type FaultLayer,
-  type FaultRequestBody,
+  type FaultRequest,
   type FaultView,
   type HubEvent,
 } from "./types.ts";
@@ -108,7 +108,7 @@ function InjectForm({ devices, deviceIds }: { devices: DeviceView[]; deviceIds: 
 
   const submit = async (e: Event) => {
     e.preventDefault();
-    const body: FaultRequestBody = { kind: chosen };
+    const body: FaultRequest = { kind: chosen };
     if (target !== HUB) body.device = target;
     if (part !== WHOLE_DEVICE) body.sensor = part;
     if (takesDuration && seconds.trim() !== "") {

@@ -7,11 +7,11 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, fetchScenarios, runScenario } from "./api.ts";
 import { clock, duration } from "./format.ts";
 import { memo } from "./memo.ts";
-import type { HubEvent, ScenarioSummary } from "./types.ts";
+import type { HubEvent, ScenarioListing } from "./types.ts";
 
 type Listing =
   | { state: "loading" }
-  | { state: "ok"; scenarios: ScenarioSummary[] }
+  | { state: "ok"; scenarios: ScenarioListing[] }
   | { state: "unavailable"; message: string };
 
 /** One progress line of a run: a `scenario` hub event (`path` `hub/scenarios/<name>`, the line's text as `reason`). */
