@@ -307,7 +307,13 @@ export async function run(options: { json: boolean }): Promise<void> {
     );
   }
 
+  // FLEET_BENCH_PHASES=flood or paced runs only that 1k phase (a profile of one phase).
+  const phases = process.env.FLEET_BENCH_PHASES?.split(",");
   const oneK = async (broker: Broker, name: string) => {
+    if (phases === undefined || phases.includes("flood")) await floodPhase(broker, name);
+    if (phases === undefined || phases.includes("paced")) await pacedPhase(broker, name);
+  };
+  const floodPhase = async (broker: Broker, name: string) => {
     progress(`${name}: 1k devices flooding QoS 1…`);
     const flood = await phase(broker, { ...FLOOD, token });
     put(name, "flood_1k_readings_per_s", flood.result.ackedPerS, "per_s");
@@ -320,6 +326,8 @@ export async function run(options: { json: boolean }): Promise<void> {
       (flood.brokerCpuMs * 1000) / ((flood.result.ackedPerS * FLOOD.measureMs) / 1000),
       "us",
     );
+  };
+  const pacedPhase = async (broker: Broker, name: string) => {
     progress(`${name}: 1k devices at 4 Hz (4k readings/s)…`);
     const paced = await phase(broker, { ...PACED, token });
     put(name, "paced_4k_readings_per_s", paced.result.ackedPerS, "per_s");
