@@ -222,6 +222,11 @@ interface Pending {
 /** The hub's history. Synchronous and single-connection: one per process, owned by the Events service. */
 /** How long {@link HistoryStore.saveState} gathers states before writing them in one transaction. */
 const STATE_WRITE_MS = 500;
+/**
+ * States written per turn of the event loop by the timer: the rest follow in the next turns. A thousand sensors'
+ * states in one transaction held every reading behind them for milliseconds, twice a second.
+ */
+const STATE_CHUNK = 100;
 
 export class HistoryStore {
   /** Path of the database file. */
@@ -233,7 +238,7 @@ export class HistoryStore {
   private pending: Pending[] = [];
   private flushScheduled = false;
   /** Sensor row id → the newest state payload not yet written (see {@link saveState}). */
-  private pendingStates = new Map<number, string>();
+  private pendingStates = new Map<number, Record<string, unknown>>();
   /** Status and event rows waiting for their batch (see {@link queueWrite}). */
   private pendingWrites: (() => void)[] = [];
   private stateTimer: NodeJS.Timeout | null = null;
@@ -680,27 +685,36 @@ export class HistoryStore {
    * in one transaction at most every {@link STATE_WRITE_MS}, newest per sensor: committing (and fsyncing) on every
    * reading cost ~2.5 ms of the main thread each. A crash loses at most that long of health changes; the readings
    * themselves are durable through {@link persistTelemetry}, and the value re-published comes from them.
+   * `state` is kept as it is and serialized when written (only the newest per sensor is): do not change it after.
    */
   saveState(device: string, sensor: string, state: Record<string, unknown>): void {
     this.assertOpen();
-    this.pendingStates.set(this.sensor(device, sensor).id, JSON.stringify(state));
+    this.pendingStates.set(this.sensor(device, sensor).id, state);
     if (this.stateTimer === null) {
-      this.stateTimer = setTimeout(() => this.flushStates(), STATE_WRITE_MS);
+      this.stateTimer = setTimeout(() => this.flushStates(STATE_CHUNK), STATE_WRITE_MS);
       this.stateTimer.unref();
     }
   }
 
-  /** Writes the states {@link saveState} has queued. */
-  private flushStates(): void {
+  /** Writes the states {@link saveState} has queued: all of them, or `max` now and the rest in the next turns. */
+  private flushStates(max = Number.POSITIVE_INFINITY): void {
     if (this.stateTimer !== null) clearTimeout(this.stateTimer);
     this.stateTimer = null;
     if (this.pendingStates.size === 0) return;
-    const states = [...this.pendingStates];
-    this.pendingStates.clear();
+    const states: [number, Record<string, unknown>][] = [];
+    for (const entry of this.pendingStates) {
+      this.pendingStates.delete(entry[0]);
+      states.push(entry);
+      if (states.length >= max) break;
+    }
     this.db.transaction(() => {
-      for (const [id, json] of states) this.stmts.saveState.run(json, id);
+      for (const [id, state] of states) this.stmts.saveState.run(JSON.stringify(state), id);
     })();
     this.committed();
+    if (this.pendingStates.size > 0) {
+      this.stateTimer = setTimeout(() => this.flushStates(STATE_CHUNK), 0);
+      this.stateTimer.unref();
+    }
   }
 
   /** The newest reading of every sensor that has one (one index seek each), with its saved state. */
