@@ -287,10 +287,16 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
   };
 
   /** Hands a device's status, heartbeat or reply to its link or board actor. */
+  const prefixLength = hub.prefix.length + 1;
   const route = (topic: string, payload: Buffer) => {
-    if (!topic.startsWith(`${hub.prefix}/`)) return;
-    const [device, kind] = topic.slice(hub.prefix.length + 1).split("/");
-    if (device === undefined || device === "") return;
+    // Every publish passes here (each reading, each state/ the hub sends): find the kind without allocating.
+    if (topic.charCodeAt(hub.prefix.length) !== 47 || !topic.startsWith(hub.prefix)) return;
+    const slash = topic.indexOf("/", prefixLength);
+    if (slash <= prefixLength) return;
+    const end = topic.indexOf("/", slash + 1);
+    const kind = topic.slice(slash + 1, end === -1 ? undefined : end);
+    if (kind !== "status" && kind !== "heartbeat" && kind !== "reply") return;
+    const device = topic.slice(prefixLength, slash);
     if (kind === "status" || kind === "heartbeat") {
       const link = hub.names.whereis(linkName(device));
       if (kind === "status") {

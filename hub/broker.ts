@@ -382,18 +382,24 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
         qos: packet.qos,
         clientId: client.id,
       };
-      // Chained per connection so acknowledgements keep the order of the publishes.
-      const run = (chains.get(client) ?? Promise.resolve()).then(() => hook(message));
-      chains.set(
-        client,
-        run.then(
-          () => undefined,
-          () => undefined,
-        ),
-      );
-      run.then(
-        () => done(null),
+      // Chained per connection so acknowledgements keep the order of the publishes: a publish waits for the one
+      // before it to be answered. Most connections have one in flight, so the chain is made only when needed.
+      const before = chains.get(client);
+      const start = (): Promise<void> => {
+        try {
+          return Promise.resolve(hook(message));
+        } catch (err) {
+          return Promise.reject(err);
+        }
+      };
+      const run = before === undefined ? start() : before.then(start);
+      const answered: Promise<void> = run.then(
+        () => {
+          if (chains.get(client) === answered) chains.delete(client);
+          done(null);
+        },
         (err: unknown) => {
+          if (chains.get(client) === answered) chains.delete(client);
           counters.persistFailures++;
           log.error(
             { err, device: who.id, sensor: message.sensor },
@@ -402,6 +408,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
           done(new PersistError(`telemetry from ${who.id}/${message.sensor} not persisted`, err));
         },
       );
+      chains.set(client, answered);
     },
 
     authorizeSubscribe(client, sub, done) {
