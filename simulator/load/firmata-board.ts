@@ -100,6 +100,9 @@ const FAULT_NONE = 0;
 const FAULT_STUCK = 1;
 const FAULT_NOISE = 2;
 
+/** No bytes of a split frame pending (shared, so an idle board holds no array of its own). */
+const NO_BYTES: readonly number[] = [];
+
 /** A fresh set of counters. */
 export function newFirmataCounters(): FirmataCounters {
   return { open: 0, configured: 0, analogReports: 0, heartbeats: 0, writes: 0 };
@@ -108,8 +111,8 @@ export function newFirmataCounters(): FirmataCounters {
 /** One board model. */
 export class FirmataBoard {
   private port: Duplex | null = null;
-  private readonly modes = new Uint8Array(PIN_COUNT);
-  private readonly levels = new Uint16Array(PIN_COUNT);
+  /** Pin modes (`[0, PIN_COUNT)`) and levels (`[PIN_COUNT, 2 × PIN_COUNT)`): one typed array, not two. */
+  private readonly pins = new Uint16Array(2 * PIN_COUNT);
   private analogReporting = 0; // bit per channel
   private samplingMs = 19;
   private sampleTimer: NodeJS.Timeout | null = null;
@@ -120,7 +123,7 @@ export class FirmataBoard {
   private samples = 0;
   private configured = false;
   /** Bytes of a frame split across writes. */
-  private partial: number[] = [];
+  private partial: readonly number[] = NO_BYTES;
   /** The cable is pulled: {@link open} fails until {@link plug}. */
   private unplugged = false;
   private analogFault = FAULT_NONE;
@@ -133,7 +136,7 @@ export class FirmataBoard {
     private readonly index: number,
     private readonly counters: FirmataCounters,
   ) {
-    for (let pin = FIRST_ANALOG_PIN; pin < PIN_COUNT; pin++) this.modes[pin] = MODE.ANALOG;
+    for (let pin = FIRST_ANALOG_PIN; pin < PIN_COUNT; pin++) this.pins[pin] = MODE.ANALOG;
   }
 
   /**
@@ -171,15 +174,14 @@ export class FirmataBoard {
 
   private reset(): void {
     this.stopTimers();
-    this.modes.fill(0);
-    for (let pin = FIRST_ANALOG_PIN; pin < PIN_COUNT; pin++) this.modes[pin] = MODE.ANALOG;
-    this.levels.fill(0);
+    this.pins.fill(0);
+    for (let pin = FIRST_ANALOG_PIN; pin < PIN_COUNT; pin++) this.pins[pin] = MODE.ANALOG;
     this.analogReporting = 0;
     this.samplingMs = 19;
     this.heartbeatMs = 0;
     this.beatSeq = 0;
     this.bootedAt = Date.now();
-    this.partial = [];
+    this.partial = NO_BYTES;
     if (this.configured) this.counters.configured--;
     this.configured = false;
   }
@@ -235,7 +237,7 @@ export class FirmataBoard {
 
   private receive(chunk: Buffer): void {
     const bytes = this.partial.length > 0 ? [...this.partial, ...chunk] : chunk;
-    this.partial = [];
+    this.partial = NO_BYTES;
     let i = 0;
     while (i < bytes.length) {
       const b = bytes[i] as number;
@@ -260,7 +262,7 @@ export class FirmataBoard {
     if (cmd === REPORT_VERSION) this.send(VERSION);
     else if (cmd === SYSTEM_RESET) this.reset();
     else if (cmd === SET_PIN_MODE) {
-      if (a < PIN_COUNT) this.modes[a] = b;
+      if (a < PIN_COUNT) this.pins[a] = b;
       this.markConfigured();
     } else if (cmd === SET_DIGITAL_PIN_VALUE) this.write(a, b);
     else if ((cmd & 0xf0) === DIGITAL_MESSAGE) {
@@ -268,11 +270,11 @@ export class FirmataBoard {
       const mask = a | (b << 7);
       for (let bit = 0; bit < 8; bit++) {
         const pin = port * 8 + bit;
-        if (pin < PIN_COUNT && this.modes[pin] === MODE.OUTPUT) this.write(pin, (mask >> bit) & 1);
+        if (pin < PIN_COUNT && this.pins[pin] === MODE.OUTPUT) this.write(pin, (mask >> bit) & 1);
       }
     } else if ((cmd & 0xf0) === ANALOG_MESSAGE) {
       const pin = cmd & 0x0f;
-      if (pin < PIN_COUNT) this.levels[pin] = a | (b << 7); // PWM or servo
+      if (pin < PIN_COUNT) this.pins[PIN_COUNT + pin] = a | (b << 7); // PWM or servo
     } else if ((cmd & 0xf0) === REPORT_ANALOG) {
       const channel = cmd & 0x0f;
       this.markConfigured();
@@ -293,7 +295,7 @@ export class FirmataBoard {
 
   private write(pin: number, value: number): void {
     if (pin >= PIN_COUNT) return;
-    this.levels[pin] = value ? 1 : 0;
+    this.pins[PIN_COUNT + pin] = value ? 1 : 0;
     this.counters.writes++;
   }
 
@@ -304,12 +306,12 @@ export class FirmataBoard {
     else if (command === ANALOG_MAPPING_QUERY) this.send(ANALOG_MAPPING);
     else if (command === PIN_STATE_QUERY) {
       const pin = data[1] ?? 0;
-      const state = this.levels[pin] ?? 0;
+      const state = pin < PIN_COUNT ? (this.pins[PIN_COUNT + pin] as number) : 0;
       this.send([
         SYSEX_START,
         PIN_STATE_RESPONSE,
         pin,
-        this.modes[pin] ?? 0,
+        pin < PIN_COUNT ? (this.pins[pin] as number) : 0,
         state & 0x7f,
         (state >> 7) & 0x7f,
         SYSEX_END,
