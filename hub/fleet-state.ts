@@ -15,7 +15,8 @@ interface DeviceState {
   config: DeviceConfig;
   status: DeviceView["status"];
   reason: string | undefined;
-  parts: Map<string, PartState>;
+  /** In config order; an array, not a Map: a device has a few parts, and 10k devices would hold 10k Maps. */
+  parts: PartState[];
 }
 
 /** Live device and part state, with change notifications. */
@@ -42,9 +43,9 @@ export class FleetState {
 
   /** Adds a device, offline, with its parts in health `restarting` until their actors start. */
   addDevice(config: DeviceConfig): void {
-    const parts = new Map<string, PartState>();
-    for (const s of config.sensors) parts.set(s.id, part(s.id, s.kind, s.unit, false));
-    for (const a of config.actuators) parts.set(a.id, part(a.id, a.kind, a.unit, true));
+    const parts: PartState[] = [];
+    for (const s of config.sensors) parts.push(part(s.id, s.kind, s.unit, false));
+    for (const a of config.actuators) parts.push(part(a.id, a.kind, a.unit, true));
     this.devices.set(config.id, { config, status: "offline", reason: undefined, parts });
     this.announceDevice(config.id);
   }
@@ -77,7 +78,7 @@ export class FleetState {
 
   /** Records a part's reading and health and announces it. */
   setReading(device: string, partId: string, value: ReadingValue, ts: number, health: Health): void {
-    const p = this.devices.get(device)?.parts.get(partId);
+    const p = partOf(this.devices.get(device), partId);
     if (p === undefined) return;
     p.value = value;
     p.ts = ts;
@@ -87,7 +88,7 @@ export class FleetState {
 
   /** Sets a part's health without a new reading (stale, restarting, down). */
   setHealth(device: string, partId: string, health: Health): void {
-    const p = this.devices.get(device)?.parts.get(partId);
+    const p = partOf(this.devices.get(device), partId);
     if (p === undefined || p.health === health) return;
     p.health = health;
     if (p.value !== null && p.ts !== null) {
@@ -96,7 +97,7 @@ export class FleetState {
   }
 
   health(device: string, partId: string): Health | undefined {
-    return this.devices.get(device)?.parts.get(partId)?.health;
+    return partOf(this.devices.get(device), partId)?.health;
   }
 
   view(id: string): DeviceView | undefined {
@@ -107,7 +108,7 @@ export class FleetState {
       board: d.config.board,
       link: d.config.link.type,
       status: d.status,
-      sensors: [...d.parts.values()].map(({ actuator: _a, ...s }) => ({ ...s })),
+      sensors: d.parts.map(({ actuator: _a, ...s }) => ({ ...s })),
     };
     if (d.reason !== undefined) view.reason = d.reason;
     return view;
@@ -121,6 +122,12 @@ export class FleetState {
     const device = this.view(id);
     if (device !== undefined) this.announce({ type: "device", device });
   }
+}
+
+function partOf(device: DeviceState | undefined, id: string): PartState | undefined {
+  if (device === undefined) return undefined;
+  for (const p of device.parts) if (p.id === id) return p;
+  return undefined;
 }
 
 function part(id: string, kind: string, unit: string | undefined, actuator: boolean): PartState {

@@ -96,7 +96,8 @@ export interface MessageHandler {
 /** The rarely used parts of a process. */
 class ProcessExt {
   trapExit = false;
-  links: Set<Process> | null = null;
+  /** Linked processes: most have one link (their supervisor), held as is; a Set only from the second. */
+  links: Process | Set<Process> | null = null;
   monitoredBy: Map<number, Monitor> | null = null;
   monitors: Map<number, Monitor> | null = null;
   exitHooks: Array<(reason: ExitReason) => void> | null = null;
@@ -368,20 +369,16 @@ export class Process implements Runnable {
       exitSignal(this, pid, "noproc");
       return;
     }
-    const mine = this.extra();
-    const theirs = other.extra();
-    if (mine.links === null) mine.links = new Set();
-    if (theirs.links === null) theirs.links = new Set();
-    mine.links.add(other);
-    theirs.links.add(this);
+    addLink(this.extra(), other);
+    addLink(other.extra(), this);
   }
 
   /** Removes a link both ways. */
   unlink(pid: Pid): void {
     const other = pid.proc;
     if (other === null) return;
-    this.ext?.links?.delete(other);
-    other.ext?.links?.delete(this);
+    if (this.ext !== null) removeLink(this.ext, other);
+    if (other.ext !== null) removeLink(other.ext, this);
   }
 
   /** Monitors `pid`: a `Down` message arrives when it exits (at once, with `noproc`, if it is already gone). */
@@ -477,9 +474,12 @@ export class Process implements Runnable {
     }
     const links = ext.links;
     ext.links = null;
-    if (links !== null) {
+    if (links instanceof Process) {
+      if (links.ext !== null) removeLink(links.ext, this);
+      pendingSignals.push({ target: links, from: this.pid, reason });
+    } else if (links !== null) {
       for (const other of links) {
-        other.ext?.links?.delete(this);
+        if (other.ext !== null) removeLink(other.ext, this);
         pendingSignals.push({ target: other, from: this.pid, reason });
       }
     }
@@ -488,6 +488,20 @@ export class Process implements Runnable {
   toString(): string {
     return this.label === undefined ? this.pid.toString() : `${this.pid} (${this.label})`;
   }
+}
+
+function addLink(ext: ProcessExt, other: Process): void {
+  const links = ext.links;
+  if (links === null) ext.links = other;
+  else if (links instanceof Process) {
+    if (links !== other) ext.links = new Set([links, other]);
+  } else links.add(other);
+}
+
+function removeLink(ext: ProcessExt, other: Process): void {
+  const links = ext.links;
+  if (links === other) ext.links = null;
+  else if (links instanceof Set) links.delete(other);
 }
 
 const NOTHING: unique symbol = Symbol("nothing");

@@ -221,6 +221,15 @@ function startSupervisorProcess(
   });
 }
 
+/** Children a supervisor finds by scanning its list; beyond this it keeps maps by id and by pid. */
+const SCAN_LIMIT = 8;
+
+interface ChildIndex {
+  byId: Map<string, ChildState>;
+  /** Running children only: an entry exists exactly while `child.pid` is that pid. */
+  byPid: Map<Pid, ChildState>;
+}
+
 /** A selective-receive filter for the `Exit` of `pid`. */
 function isExitFrom(pid: Pid): (m: unknown) => boolean {
   return (m) => m instanceof Exit && m.from === pid;
@@ -232,8 +241,8 @@ function isExitFrom(pid: Pid): (m: unknown) => boolean {
  * and under tsx (esbuild keepNames) each named closure also gets its own property dictionary (~300 bytes).
  */
 class SupervisorRun {
-  private readonly byPid = new Map<Pid, ChildState>();
-  private readonly byId: Map<string, ChildState>;
+  /** Children by id and by running pid; null while there are few enough to scan (most supervisors: 1–3). */
+  private index: ChildIndex | null = null;
   /** Requests being handled, failed if the supervisor exits meanwhile; allocated with the first request. */
   private pending: Set<Request> | null = null;
 
@@ -243,7 +252,35 @@ class SupervisorRun {
     private readonly maxChildren: number | undefined,
   ) {
     self.behaviour = state;
-    this.byId = new Map(state.children.map((c) => [c.spec.id, c]));
+  }
+
+  /** The index, built once the supervisor has more than {@link SCAN_LIMIT} children (and kept from then on). */
+  private indexed(): ChildIndex | null {
+    const children = this.state.children;
+    if (this.index === null && children.length > SCAN_LIMIT) {
+      const index: ChildIndex = { byId: new Map(), byPid: new Map() };
+      for (const c of children) {
+        index.byId.set(c.spec.id, c);
+        if (c.pid !== null) index.byPid.set(c.pid, c);
+      }
+      this.index = index;
+    }
+    return this.index;
+  }
+
+  private childById(id: string): ChildState | undefined {
+    const index = this.indexed();
+    if (index !== null) return index.byId.get(id);
+    for (const c of this.state.children) if (c.spec.id === id) return c;
+    return undefined;
+  }
+
+  /** The child running as `pid` (a child's pid is set while it runs and null otherwise). */
+  private childByPid(pid: Pid): ChildState | undefined {
+    const index = this.indexed();
+    if (index !== null) return index.byPid.get(pid);
+    for (const c of this.state.children) if (c.pid === pid) return c;
+    return undefined;
   }
 
   private childPath(child: ChildState): string {
@@ -274,7 +311,7 @@ class SupervisorRun {
     child.status = "running";
     child.startedAt = getClock().now();
     child.generation++;
-    this.byPid.set(childPid, child);
+    this.index?.byPid.set(childPid, child);
     emitRuntimeEvent(
       isRestart
         ? {
@@ -296,7 +333,7 @@ class SupervisorRun {
     child.pid = null;
     child.generation++;
     if (childPid === null) return;
-    this.byPid.delete(childPid);
+    this.index?.byPid.delete(childPid);
     if (childPid.proc === null) {
       // Already dead: its Exit is (or will be) in our mailbox; take it so it is not mistaken for a crash.
       await self.receive(isExitFrom(childPid), 0);
@@ -331,7 +368,7 @@ class SupervisorRun {
   private removeChild(child: ChildState): void {
     const i = this.state.children.indexOf(child);
     if (i >= 0) this.state.children.splice(i, 1);
-    this.byId.delete(child.spec.id);
+    this.index?.byId.delete(child.spec.id);
   }
 
   /** The children the strategy restarts along with `child`, in start order. */
@@ -356,7 +393,7 @@ class SupervisorRun {
   /** (Re)starts `children` in order; a failure goes round the restart logic again. */
   private async restartGroup(children: ChildState[]): Promise<void> {
     for (const c of children) {
-      if (!this.byId.has(c.spec.id) || c.pid !== null) continue;
+      if (this.childById(c.spec.id) === undefined || c.pid !== null) continue;
       c.restarts++;
       const failed = await this.startOne(c, true);
       if (failed !== null) {
@@ -422,7 +459,7 @@ class SupervisorRun {
 
   /** The child `id`, which must exist and not be running (restart_child, delete_child). */
   private stoppedChild(id: string): ChildState {
-    const child = this.byId.get(id);
+    const child = this.childById(id);
     if (child === undefined) throw new SupervisorError(`${this.state.path}: no child "${id}"`, "not_found");
     if (child.pid !== null) throw new SupervisorError(`${this.state.path}: "${id}" is running`, "running");
     return child;
@@ -434,8 +471,8 @@ class SupervisorRun {
     switch (op.op) {
       case "start_child": {
         validateSpec(op.spec);
-        if (this.byId.has(op.spec.id)) {
-          const existing = this.byId.get(op.spec.id) as ChildState;
+        const existing = this.childById(op.spec.id);
+        if (existing !== undefined) {
           throw new SupervisorError(
             `${state.path}: child "${op.spec.id}" ${existing.pid ? "is already running" : "already exists"}`,
             existing.pid ? "running" : "already_present",
@@ -449,7 +486,7 @@ class SupervisorRun {
         }
         const child = newChild(op.spec);
         state.children.push(child);
-        this.byId.set(child.spec.id, child);
+        this.index?.byId.set(child.spec.id, child);
         const failed = await this.startOne(child, false);
         if (failed !== null) {
           this.removeChild(child);
@@ -461,7 +498,7 @@ class SupervisorRun {
         return child.pid;
       }
       case "terminate_child": {
-        const child = this.byId.get(op.id);
+        const child = this.childById(op.id);
         if (child === undefined) throw new SupervisorError(`${state.path}: no child "${op.id}"`, "not_found");
         await this.stopOne(child);
         child.status = "down";
@@ -521,9 +558,9 @@ class SupervisorRun {
           exitProcess(self, msg.reason);
           return;
         }
-        const child = msg.from === null ? undefined : this.byPid.get(msg.from);
+        const child = msg.from === null ? undefined : this.childByPid(msg.from);
         if (child === undefined) continue; // an exit from a process we no longer supervise
-        this.byPid.delete(msg.from as Pid);
+        this.index?.byPid.delete(msg.from as Pid);
         child.pid = null;
         child.lastExit = { reason: formatReason(msg.reason), ts: getClock().now() };
         emitRuntimeEvent({ type: "exited", path: this.childPath(child), reason: child.lastExit.reason });
@@ -538,12 +575,12 @@ class SupervisorRun {
           this.pending?.delete(msg);
         }
       } else if (msg instanceof BackoffDue) {
-        const child = this.byId.get(msg.id);
+        const child = this.childById(msg.id);
         if (child === undefined || child.generation !== msg.generation || child.pid !== null) continue;
         child.backoffTimer = null;
         await this.restartGroup(this.group(child));
       } else if (msg instanceof RetryRestart) {
-        const child = this.byId.get(msg.id);
+        const child = this.childById(msg.id);
         if (child === undefined || child.pid !== null) continue;
         await this.onChildDown(child, child.lastExit?.reason ?? "start_failed");
       }
