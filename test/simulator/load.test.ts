@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { FleetConfigSchema, loadFleetConfig, parseTokensFile, verifyToken } from "../../hub/config.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import type { FirmataBoard } from "../../simulator/load/firmata-board.ts";
-import { generateLoadFleet, LOAD_SENSOR } from "../../simulator/load/fleet.ts";
+import { generateLoadFleet, LOAD_SENSOR, writeLoadFleet } from "../../simulator/load/fleet.ts";
 import { startInProcessLoad } from "../../simulator/load/in-process.ts";
 import { LoadRun } from "../../simulator/load/run.ts";
 import { faultCount, summaryLine } from "../../simulator/load/stats.ts";
@@ -384,6 +384,43 @@ describe("ganglion simulate (CLI)", () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     expect(bad.stderr).toMatch(/^ganglion: .*"150%" is not a share of the devices \(e\.g\. 10% or 0\.1\)/);
+  }, 90_000);
+
+  it("--broker --faulty 50%: half the devices are cut off (their will fires, the hub shows them offline), then a clean stop", async () => {
+    const dir = tempDir("cli-faulty-mqtt");
+    const fleet = await generateLoadFleet({ count: 4, rate: 5 });
+    await writeLoadFleet(fleet, join(dir, "fleet.yaml"), join(dir, "tokens.txt"));
+    const config = await loadFleetConfig(join(dir, "fleet.yaml"));
+    const hub = await startHub({
+      config,
+      mqttPort: 0,
+      api: false,
+      dataDir: tempDir("cli-faulty-hub"),
+      logger: silent,
+    });
+    try {
+      const running = cli([
+        "simulate",
+        "--tokens",
+        join(dir, "tokens.txt"),
+        "--broker",
+        hub.mqttUrl,
+        "--rate",
+        "5",
+        "--faulty",
+        "50%",
+        "--duration",
+        "10s",
+      ]);
+      const count = (status: string) => hub.devices().filter((d) => d.status === status).length;
+      // Partitions last 20 s, longer than the run: two devices cut off, two online, until the run stops.
+      await until(() => count("online") === 2 && count("offline") === 2, 30_000, "two online, two cut off");
+      const ran = await running;
+      expect(ran.code).toBe(0);
+      expect(ran.stdout).toContain("ganglion: stopped");
+    } finally {
+      await hub.stop();
+    }
   }, 90_000);
 
   it("a bad flag is one line on stderr and a non-zero exit", async () => {
