@@ -30,6 +30,7 @@ import { checkPublish, checkSubscribe, type Identity, parseDeviceTopic } from ".
 import { Credentials, type DeviceCredential, HUB_USERNAME } from "./broker/credentials.ts";
 import { AclError, MqttPortInUseError, PersistError } from "./broker/errors.ts";
 import { FrameError, FrameGuard } from "./broker/frame-guard.ts";
+import { indexRetained } from "./broker/retained.ts";
 import type { FleetConfig } from "./config.ts";
 
 export {
@@ -436,6 +437,8 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
       done(null, sub);
     },
   });
+
+  indexRetained(aedes);
 
   const infoOf = (client: Client): ClientInfo | undefined => {
     const identity = identities.get(client);

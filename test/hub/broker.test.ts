@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Agent } from "../../firmware/pi-agent/src/agent.ts";
 import { parseConfig as parseAgentConfig } from "../../firmware/pi-agent/src/config.ts";
+import { topicMatches } from "../../hub/broker/retained.ts";
 import {
   type BrokerOptions,
   Credentials,
@@ -395,6 +396,57 @@ describe("embedded broker", () => {
     anon.publish("ganglion/pi-1/state/temp", "forged");
     await closed(anon);
     expect(b.counters.aclRefusals).toBe(3);
+  });
+
+  it("hands a subscriber the retained messages its filters match, and not cleared ones", async () => {
+    const b = await broker({ anonymousRead: true });
+    const h = await hub(b);
+    const retain = { qos: 1 as const, retain: true };
+    await h.publishAsync("ganglion/pi-1/state/temp", "t1", retain);
+    await h.publishAsync("ganglion/pi-1/state/hum", "h1", retain);
+    await h.publishAsync("ganglion/pi-2/state/temp", "t2", retain);
+    await h.publishAsync("ganglion/pi-2/status", "online", retain);
+    await h.publishAsync("ganglion/pi-3/state/temp", "t3", retain);
+    await h.publishAsync("ganglion/pi-3/state/temp", "", retain); // cleared
+    const seen = (client: MqttClient, n: number) =>
+      new Promise<string[]>((resolve) => {
+        const got: string[] = [];
+        client.on("message", (topic, payload) => {
+          got.push(`${topic}=${payload.toString()}`);
+          if (got.length === n) resolve(got);
+        });
+      });
+    const anon = await connect(b.url);
+    const all = seen(anon, 4);
+    await anon.subscribeAsync(["ganglion/+/state/#", "ganglion/+/status"], { qos: 0 });
+    expect((await all).sort()).toEqual([
+      "ganglion/pi-1/state/hum=h1",
+      "ganglion/pi-1/state/temp=t1",
+      "ganglion/pi-2/state/temp=t2",
+      "ganglion/pi-2/status=online",
+    ]);
+    const one = await connect(b.url);
+    const exact = seen(one, 1);
+    await one.subscribeAsync("ganglion/pi-1/state/temp", { qos: 0 });
+    expect(await exact).toEqual(["ganglion/pi-1/state/temp=t1"]);
+  });
+
+  it("matches topics as aedes's qlobber does (the retained index)", () => {
+    const cases: [string, string, boolean][] = [
+      ["#", "a/b", true],
+      ["a/#", "a", true],
+      ["a/#", "a/b/c", true],
+      ["a/+", "a/b", true],
+      ["a/+", "a/", false],
+      ["a/+", "a/b/c", false],
+      ["+/+", "/a", false],
+      ["a/+/c", "a/b/c", true],
+      ["a/b", "a/bc", false],
+      ["a/b", "a/b", true],
+      ["ganglion/pi-1/cmd/#", "ganglion/pi-10/cmd/x", false],
+    ];
+    for (const [filter, topic, want] of cases)
+      expect([filter, topic, topicMatches(filter, topic)]).toEqual([filter, topic, want]);
   });
 
   it("drops only the client that sends an oversized packet", async () => {
