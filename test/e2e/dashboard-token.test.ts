@@ -40,6 +40,8 @@ describe.skipIf(!hasChromium)("the dashboard against a hub that requires an API 
   const stored = (p: Page) =>
     p.evaluate('sessionStorage.getItem("ganglion.apiToken")') as Promise<string | null>;
   const focusedId = (p: Page) => p.evaluate("document.activeElement?.id ?? null") as Promise<string | null>;
+  const focusedText = (p: Page) =>
+    p.evaluate("document.activeElement?.textContent ?? null") as Promise<string | null>;
   const led = (p: Page) => p.locator('[data-device="tank-pi"] [data-actuator="status-led"]');
   const statusLed = () => current.demo.pis.get("tank-pi")!.sys.readGpio(27);
   const apiFaults = async () =>
@@ -83,6 +85,8 @@ describe.skipIf(!hasChromium)("the dashboard against a hub that requires an API 
     });
     base = `http://127.0.0.1:${new URL(current.hub.httpUrl!).port}/`;
     context = await launchChromium(join(work, "chromium-profile"));
+    // Under the test's own timeout, so a step that waits in vain is the one reported.
+    context.setDefaultTimeout(15_000);
     page = context.pages()[0] ?? (await context.newPage());
     page.on("pageerror", (e) => pageErrors.push(e.message));
   }, 90_000);
@@ -153,6 +157,8 @@ describe.skipIf(!hasChromium)("the dashboard against a hub that requires an API 
     expect(await stored(page)).toBe(token);
     expect(await page.locator("[data-role=token-state]").textContent()).toContain("API token set");
     expect(await led(page).locator("[role=alert]").count()).toBe(0);
+    // Focus is back on the control that asked.
+    await expect.poll(() => focusedText(page), { timeout: 5000 }).toBe("On");
     await shot(page, "03-token-accepted");
   }, 60_000);
 
@@ -188,6 +194,7 @@ describe.skipIf(!hasChromium)("the dashboard against a hub that requires an API 
     const alert = led(page).locator("[role=alert]");
     await expect.poll(() => alert.textContent(), { timeout: 5000 }).toContain("needs its API token");
     expect(statusLed()).toBe(1);
+    await expect.poll(() => focusedText(page), { timeout: 5000 }).toBe("Off");
     await shot(page, "04-cancelled");
   }, 60_000);
 

@@ -3,8 +3,33 @@
  * Tab stays inside, Escape cancels, focus goes back where it was), and in the header whether this tab holds a token,
  * with "Forget token". Status is always words and a sign, never colour alone.
  */
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { type AuthState, auth, type TokenPrompt } from "./auth.ts";
+
+/**
+ * The control the user last focused outside the prompt: the one to give focus back to. (The button that started the
+ * action is disabled while it runs, which drops its focus before the prompt opens, so `activeElement` at that time
+ * is the body.)
+ */
+let lastFocused: HTMLElement | null = null;
+document.addEventListener("focusin", (e) => {
+  if (e.target instanceof HTMLElement && e.target.closest("dialog") === null) lastFocused = e.target;
+});
+
+/** Focuses `el` once it can take focus again (it is re-enabled when its action ends), unless the user moved on. */
+function restoreFocus(el: HTMLElement): void {
+  let tries = 0;
+  const attempt = () => {
+    if (!el.isConnected) return;
+    const active = document.activeElement;
+    // Nothing focused, or still the closing prompt's field: ours to move. Anything else: the user moved on.
+    const free = active === null || active === document.body || active.closest("dialog") !== null;
+    if (!free && active !== el) return;
+    el.focus();
+    if (document.activeElement !== el && ++tries < 100) setTimeout(attempt, 100);
+  };
+  attempt();
+}
 
 function useAuth(): AuthState {
   const [state, setState] = useState(auth.get());
@@ -58,16 +83,22 @@ export function TokenDialog() {
   const { prompt } = useAuth();
   const dialog = useRef<HTMLDialogElement>(null);
   const input = useRef<HTMLInputElement>(null);
-  const returnTo = useRef<Element | null>(null);
-  const [value, setValue] = useState("");
+  const returnTo = useRef<HTMLElement | null>(null);
+  // The field is uncontrolled: submit reads what is in it now, not a state that may not have rendered yet (a fast
+  // typist's Enter would otherwise send the token without its last characters).
+  const clearField = () => {
+    if (input.current) input.current.value = "";
+  };
   const [empty, setEmpty] = useState(false);
   const open = prompt !== null;
 
-  useEffect(() => {
+  // A layout effect: the dialog opens and closes in the same commit as the state says, never a frame later (the
+  // prompt can close and open again within one frame when a token is refused at once).
+  useLayoutEffect(() => {
     const el = dialog.current;
     if (el === null) return;
     if (open && !el.open) {
-      returnTo.current = document.activeElement;
+      returnTo.current = lastFocused;
       el.showModal();
       input.current?.focus();
     } else if (!open && el.open) {
@@ -78,36 +109,38 @@ export function TokenDialog() {
   // Each refusal clears the field and focuses it again for the next try.
   const refused = prompt?.reason === "refused";
   const refusals = prompt?.refusals ?? 0;
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (refusals > 0) {
-      setValue("");
+      clearField();
       input.current?.focus();
     }
   }, [refusals]);
 
+  // Escape: the user's cancel. Only this and the Cancel button cancel; `close` events only tidy up, since one is
+  // dispatched after close() returns and may arrive when the prompt is already open again for a refused token.
+  const onCancel = (e: Event) => {
+    e.preventDefault();
+    auth.cancel();
+  };
   const onClose = () => {
-    setValue("");
+    if (dialog.current?.open) return;
+    clearField();
     setEmpty(false);
-    if (auth.get().prompt !== null) auth.cancel(); // Escape, or closed some other way
     const back = returnTo.current;
     returnTo.current = null;
-    // The button that started the action is disabled while it retries: focus it once it is enabled again.
-    if (back instanceof HTMLElement && back.isConnected) {
-      back.focus();
-      if (document.activeElement !== back) setTimeout(() => back.isConnected && back.focus(), 300);
-    }
+    if (back !== null) restoreFocus(back);
   };
 
   const submit = (e: Event) => {
     e.preventDefault();
-    const token = value.trim();
+    const token = input.current?.value.trim() ?? "";
     if (token === "") {
       setEmpty(true);
       input.current?.focus();
       return;
     }
     setEmpty(false);
-    setValue("");
+    clearField();
     auth.submit(token);
   };
 
@@ -120,6 +153,7 @@ export function TokenDialog() {
       aria-labelledby="token-h"
       aria-describedby="token-why"
       data-role="token-dialog"
+      onCancel={onCancel}
       onClose={onClose}
     >
       <form method="dialog" noValidate onSubmit={submit} aria-labelledby="token-h">
@@ -152,8 +186,6 @@ export function TokenDialog() {
           required
           aria-invalid={error !== null}
           aria-describedby={error ? errorId : undefined}
-          value={value}
-          onInput={(e) => setValue(e.currentTarget.value)}
         />
         <p class="muted hint">Kept for this tab only (until it closes, or Forget token).</p>
         <div class="dialog-buttons">
