@@ -193,13 +193,8 @@ function startSupervisorProcess(
   };
 
   return new Promise<Pid>((resolveStart, rejectStart) => {
-    const pid = spawn(
-      (self) => new SupervisorRun(self, state, spec.maxChildren).run(resolveStart, rejectStart),
-      {
-        trapExit: true,
-        label: options.path ?? "supervisor",
-      },
-    );
+    const run = new SupervisorRun(state, spec.maxChildren, resolveStart, rejectStart);
+    const pid = spawn((self) => run.run(self), { trapExit: true, label: options.path ?? "supervisor" });
     const proc = pid.proc as Process;
     if (options.name !== undefined) {
       try {
@@ -207,7 +202,7 @@ function startSupervisorProcess(
         else options.name.via.register(options.name.key, pid);
       } catch (err) {
         exitProcess(proc, "normal");
-        rejectStart(new StartError((err as Error).message, { already_started: describeRef(options.name) }));
+        run.failStart(new StartError((err as Error).message, { already_started: describeRef(options.name) }));
         return;
       }
     }
@@ -215,10 +210,16 @@ function startSupervisorProcess(
       proc.parent = options.link;
       proc.link(options.link);
     }
-    proc.onExit((reason) =>
-      rejectStart(new StartError(`supervisor ${state.path} exited during start`, reason)),
-    );
+    proc.onExit(failStartOnExit(run));
   });
+}
+
+/**
+ * The exit hook that fails a start still in progress. Made here, not inline, so it holds only `run`: an inline
+ * arrow would keep the whole start scope (spec, options, the start promise's resolvers) for the supervisor's life.
+ */
+function failStartOnExit(run: SupervisorRun): (reason: ExitReason) => void {
+  return (reason) => run.failStart(new StartError(`supervisor ${run.path} exited during start`, reason));
 }
 
 /** Children a supervisor finds by scanning its list; beyond this it keeps maps by id and by pid. */
@@ -246,12 +247,28 @@ class SupervisorRun {
   /** Requests being handled, failed if the supervisor exits meanwhile; allocated with the first request. */
   private pending: Set<Request> | null = null;
 
+  private self!: Process;
+  /** The start promise's resolvers until the children have started (or failed to); then dropped. */
+  private starting: { resolve: (pid: Pid) => void; reject: (err: Error) => void } | null;
+
   constructor(
-    private readonly self: Process,
     private readonly state: SupervisorState,
     private readonly maxChildren: number | undefined,
+    resolve: (pid: Pid) => void,
+    reject: (err: Error) => void,
   ) {
-    self.behaviour = state;
+    this.starting = { resolve, reject };
+  }
+
+  get path(): string {
+    return this.state.path;
+  }
+
+  /** Rejects the start promise, if the start is still in progress. */
+  failStart(err: Error): void {
+    const starting = this.starting;
+    this.starting = null;
+    starting?.reject(err);
   }
 
   /** The index, built once the supervisor has more than {@link SCAN_LIMIT} children (and kept from then on). */
@@ -529,8 +546,10 @@ class SupervisorRun {
   }
 
   /** Starts the children in order, then handles exits, requests and backoff timers until the supervisor exits. */
-  async run(resolveStart: (pid: Pid) => void, rejectStart: (err: Error) => void): Promise<void> {
-    const { self, state } = this;
+  async run(self: Process): Promise<void> {
+    this.self = self;
+    self.behaviour = this.state;
+    const state = this.state;
     for (const child of state.children) {
       const failed = await this.startOne(child, false);
       if (failed !== null) {
@@ -538,7 +557,7 @@ class SupervisorRun {
         const reason = {
           shutdown: { failed_to_start_child: child.spec.id, reason: formatReason(failed.reason) },
         };
-        rejectStart(
+        this.failStart(
           new StartError(
             `${this.childPath(child)} failed to start: ${formatReason(failed.reason)}`,
             failed.reason,
@@ -548,7 +567,9 @@ class SupervisorRun {
         return;
       }
     }
-    resolveStart(self.pid);
+    const starting = this.starting;
+    this.starting = null;
+    starting?.resolve(self.pid);
 
     for (;;) {
       const msg = await self.receive();
