@@ -63,7 +63,7 @@ export function TokenStatus() {
       <span role="status">
         {state.hasToken ? (
           <span class="badge token-set" title="kept in this tab's session storage; gone when the tab closes">
-            🔑 API token set (this tab)
+            ✓ API token set (this tab)
           </span>
         ) : (
           state.notice && <span class="muted">{state.notice}</span>
