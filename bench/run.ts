@@ -3,7 +3,8 @@
  * `--json` one JSON object per line: {"suite","bench","metric","value","unit"}.
  *
  * Suites: runtime (the actor runtime against the Erlang/OTP and nact anchors), boards (the emulated Arduino),
- * fleet (MQTT devices through the hub against bare aedes and mosquitto).
+ * fleet (MQTT devices through the hub against bare aedes and mosquitto), memory (a hub's heap and RSS per configured
+ * and per connected device, bench/hub-memory.ts).
  * `--vs-beam` also runs ../shared/anchors/erl on this machine (+S 1) in the same run and prints ratios.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -323,9 +324,29 @@ switch (suite) {
   case "sim": // the simulator's targets: idle demo CPU, fault recovery, 10k MQTT devices, 10% faulted (bench/sim.ts)
     await ((await import(join(root, "bench", "sim.ts"))) as typeof import("./sim.ts")).run({ json });
     break;
+  case "memory": {
+    // A hub with 10k configured MQTT devices, then all of them connected: heap and RSS per device after GC
+    // (bench/hub-memory.ts; needs --expose-gc, so it runs in its own node).
+    const result = spawnSync(
+      process.execPath,
+      [
+        "--expose-gc",
+        "--max-old-space-size=4096",
+        "--import",
+        "tsx",
+        join(root, "bench", "hub-memory.ts"),
+        "10000",
+        "--connect",
+        ...(json ? ["--json"] : []),
+      ],
+      { stdio: "inherit", timeout: 900_000 },
+    );
+    if (result.status !== 0) process.exitCode = 1;
+    break;
+  }
   default:
     console.error(
-      `bench: unknown or not yet built suite "${suite}" (available: runtime, boards, fleet, dashboard)`,
+      `bench: unknown or not yet built suite "${suite}" (available: runtime, boards, fleet, dashboard, sim, memory)`,
     );
     process.exit(2);
 }
