@@ -45,7 +45,7 @@ function toHubEvent(e: RuntimeEvent): HubEvent {
 export function recordEvent(hub: HubContext, event: HubEvent): void {
   hub.store.appendEvent(event);
   hub.bus.publish(`${hub.prefix}/hub/events`, JSON.stringify(event));
-  hub.state.announce({ type: "event", event });
+  if (hub.state.listening) hub.state.announce({ type: "event", event });
 }
 
 const DEVICE_PATH = /^hub\/fleet\/([a-z0-9][a-z0-9-]{0,63})$/;
@@ -83,7 +83,8 @@ export function eventsChild(hub: HubContext, root: TreeRoot): ChildSpec {
           handleInfo: (msg: unknown, state: State): State => {
             if (msg === FLUSH_NODES) {
               state.flushTimer = null;
-              const tree = root.pid === null ? undefined : inspectTree(root.pid);
+              // Nobody listens: no tree to build (at start-up every process's `started` lands here).
+              const tree = root.pid === null || !hub.state.listening ? undefined : inspectTree(root.pid);
               if (tree !== undefined) {
                 for (const path of state.dirtyPaths) {
                   const node = findNode(tree, path);

@@ -30,6 +30,14 @@ export class FleetState {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * True while someone listens (`/api/live`). Without listeners updates are not built at all: a device view per
+   * status change is garbage 10k devices connecting at once would otherwise make.
+   */
+  get listening(): boolean {
+    return this.listeners.size > 0;
+  }
+
   /** Announces an update to every subscriber (a throwing subscriber is skipped). */
   announce(update: LiveUpdate): void {
     for (const listener of this.listeners) {
@@ -84,7 +92,7 @@ export class FleetState {
     p.value = value;
     p.ts = ts;
     p.health = health;
-    this.announce({ type: "reading", device, sensor: partId, value, ts, health });
+    if (this.listening) this.announce({ type: "reading", device, sensor: partId, value, ts, health });
   }
 
   /** Sets a part's health without a new reading (stale, restarting, down). */
@@ -92,6 +100,7 @@ export class FleetState {
     const p = partOf(this.devices.get(device), partId);
     if (p === undefined || p.health === health) return;
     p.health = health;
+    if (!this.listening) return;
     if (p.value !== null && p.ts !== null) {
       this.announce({ type: "reading", device, sensor: partId, value: p.value, ts: p.ts, health });
     } else this.announceDevice(device);
@@ -120,6 +129,7 @@ export class FleetState {
   }
 
   private announceDevice(id: string): void {
+    if (!this.listening) return;
     const device = this.view(id);
     if (device !== undefined) this.announce({ type: "device", device });
   }
