@@ -76,7 +76,7 @@ export function resolveApiToken(host: string, given: string | undefined): string
   if (isLoopbackHost(host)) return undefined;
   const token = randomBytes(24).toString("base64url");
   console.log(
-    `ganglion: api token (shown once; pass --api-token or GANGLION_API_TOKEN to keep one): ${token}`,
+    `ganglion: api token (new each start; pass --api-token or GANGLION_API_TOKEN to keep one): ${token}`,
   );
   return token;
 }
@@ -169,16 +169,20 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
     await demo.start(hub.mqttUrl);
     console.log(`ganglion: simulating ${demo.devices.map((d) => d.id).join(", ")} (seed ${demo.seed})`);
     const uno = demo.unos.keys().next().value;
+    // With a token in force the hints carry it the way users pass it (env var), never the token itself.
+    const needsToken = apiToken !== undefined && !isLoopbackHost(httpHost);
+    const envHint = needsToken ? "GANGLION_API_TOKEN=<api token> " : "";
+    const auth = needsToken ? `-H "Authorization: Bearer $GANGLION_API_TOKEN" ` : "";
     if (uno !== undefined) {
       console.log(
-        `ganglion: inject a fault:  ganglion fault ${uno} throws --sensor temp --for 10s  or  ` +
-          `curl -X POST -H 'content-type: application/json' ` +
+        `ganglion: inject a fault:  ${envHint}ganglion fault ${uno} throws --sensor temp --for 10s  or  ` +
+          `curl -X POST ${auth}-H 'content-type: application/json' ` +
           `-d '{"kind":"disconnect","device":"${uno}","durationMs":20000}' ${hub.httpUrl}/api/faults`,
       );
     }
     const pi = demo.devices.find((d) => d.link.type === "mqtt")?.id ?? "greenhouse-pi";
     console.log(
-      `ganglion: try  curl ${hub.httpUrl}/api/devices  or  curl -X POST -H 'content-type: application/json' ` +
+      `ganglion: try  curl ${hub.httpUrl}/api/devices  or  curl -X POST ${auth}-H 'content-type: application/json' ` +
         `-d '{"target":"pump","op":"close"}' ${hub.httpUrl}/api/devices/${pi}/commands`,
     );
   }

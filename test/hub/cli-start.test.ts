@@ -92,7 +92,7 @@ describe("ganglion start", () => {
       "--data-dir",
       dataDir,
     ]);
-    const [, token] = await waitForLine(child, /^ganglion: api token \(shown once[^)]*\): (\S+)$/m);
+    const [, token] = await waitForLine(child, /^ganglion: api token \(new each start[^)]*\): (\S+)$/m);
     const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/0\.0\.0\.0:\d+)$/m);
     const [, dashboard] = await waitForLine(child, /^ganglion: dashboard at (\S+)$/m);
     expect(dashboard).toBe(`${url}/#token=${encodeURIComponent(token!)}`);
