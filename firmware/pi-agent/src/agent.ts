@@ -259,7 +259,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private reportRejected(sensor: string, err: SensorReadError, ts: number): void {
     if (!this.isOnline || !this.client) return;
     const payload = JSON.stringify({ error: err.code, ts, message: err.message });
-    this.client.publish(`${this.topicBase}/telemetry/${sensor}`, payload, { qos: 0 });
+    this.client.publish(`${this.topicBase}/telemetry/${sensor}`, payload, { qos: 0 }, this.publishFailed);
   }
 
   /** Buffers one reading with the next seq of its sensor, then lets the pump publish it. */
@@ -314,7 +314,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       dropped: this.dropped,
       rejected: { ...this.rejectedCounts },
     };
-    this.client.publish(`${this.topicBase}/heartbeat`, JSON.stringify(body), { qos: 0 });
+    this.client.publish(`${this.topicBase}/heartbeat`, JSON.stringify(body), { qos: 0 }, this.publishFailed);
   }
 
   private connect(): void {
@@ -384,7 +384,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     client.subscribe(`${this.topicBase}/cmd/#`, { qos: 1 }, (err) => {
       if (err && gen === this.generation) this.log.error({ err: err.message }, "cannot subscribe to cmd/#");
     });
-    client.publish(`${this.topicBase}/status`, "online", { qos: 1, retain: true });
+    client.publish(`${this.topicBase}/status`, "online", { qos: 1, retain: true }, this.publishFailed);
     this.isOnline = true;
     this.log.info({ broker: this.config.broker, buffered: this.buffered }, "connected");
     this.emit("online");
@@ -444,6 +444,17 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private sendReply(client: MqttClient, reply: Reply): void {
-    client.publish(`${this.topicBase}/reply`, JSON.stringify(reply), { qos: 1 });
+    // A reply lost to a dropped connection is not lost for good: the hub redelivers the command (QoS 1) and the
+    // remembered reply is sent again.
+    client.publish(`${this.topicBase}/reply`, JSON.stringify(reply), { qos: 1 }, this.publishFailed);
   }
+
+  /**
+   * The callback of every fire-and-forget publish. Without one, mqtt.js reports a publish on a closing client (a
+   * command finishing as the connection drops) as an 'error' event, which after shutdown has no listener and
+   * crashes the process; the reconnect logic already handles the connection itself.
+   */
+  private readonly publishFailed = (err?: Error) => {
+    if (err && !this.stopping) this.log.debug({ err: err.message }, "publish not sent (connection closing)");
+  };
 }
