@@ -20,6 +20,7 @@
  * service whether or not the link runs, so history has no gap either way. A device never heard since the hub
  * started stays `offline` (waiting for its first connection), not `down`: nothing says it ever ran.
  */
+import type { Logger } from "pino";
 import type { DeviceConfig } from "../../hub/config.ts";
 import { boardName, type HubContext, linkName } from "../../hub/context.ts";
 import {
@@ -27,6 +28,7 @@ import {
   type ChildSpec,
   getClock,
   type Pid,
+  type Stop,
   startServer,
   stop,
   type TimerHandle,
@@ -72,18 +74,54 @@ const DOWN_CHECK = "down-check";
 
 /** The child spec of an MQTT device's link (backoff restarts: see {@link MQTT_LINK_BACKOFF}). */
 export function mqttLinkChild(hub: HubContext, config: DeviceConfig): ChildSpec {
-  const device = config.id;
-  const silenceMs = config.silenceMs ?? hub.heartbeatMs * 3;
-  const downAfterMs = config.downAfterMs ?? DEFAULT_DOWN_AFTER_MS;
-  const path = `hub/fleet/${device}`;
-  const log = hub.log.child({ device, link: "mqtt" });
+  // One per device, made here and not per start: it carries `awaySince` across the link's restarts.
+  const link = new MqttLinkServer(hub, config);
+  return {
+    id: "link",
+    backoff: MQTT_LINK_BACKOFF,
+    // Method syntax, not `start: (ctx) =>`: tsx (esbuild keepNames) gives each named arrow its own name property.
+    start(ctx) {
+      return startServer(link, undefined, {
+        link: ctx.parent,
+        label: ctx.path,
+        name: { via: hub.names, key: linkName(config.id) },
+      });
+    },
+  };
+}
+
+/**
+ * The link's GenServer callbacks, one instance per device serving each run of its link in turn: what must survive a
+ * restart (`awaySince`) is a field, what belongs to one run is its {@link State}. A class rather than a spec object
+ * of closures: its methods are shared by every link (10k devices would otherwise hold ~10 function objects each,
+ * each with a property dictionary under tsx). Its logger is made on first use: most links never log.
+ */
+class MqttLinkServer {
+  private readonly silenceMs: number;
+  private readonly downAfterMs: number;
+  private logger: Logger | null = null;
   /**
    * When the device was last known to go away (its last will, a shutdown, silence), across restarts of the link;
    * null while it is online and before it was ever heard.
    */
-  let awaySince: number | null = null;
+  private awaySince: number | null = null;
 
-  const setStatus = (status: "online" | "offline" | "down", reason?: string) => {
+  constructor(
+    private readonly hub: HubContext,
+    private readonly config: DeviceConfig,
+  ) {
+    this.silenceMs = config.silenceMs ?? hub.heartbeatMs * 3;
+    this.downAfterMs = config.downAfterMs ?? DEFAULT_DOWN_AFTER_MS;
+  }
+
+  private get log(): Logger {
+    this.logger ??= this.hub.log.child({ device: this.config.id, link: "mqtt" });
+    return this.logger;
+  }
+
+  private setStatus(status: "online" | "offline" | "down", reason?: string): void {
+    const { hub, config } = this;
+    const device = config.id;
     if (!hub.state.setStatus(device, status, reason)) return;
     // No link, no healthy parts (devices/presence.ts), as the serial link does when its port is lost.
     if (status === "online") actuatorsUp(hub, config);
@@ -91,99 +129,98 @@ export function mqttLinkChild(hub: HubContext, config: DeviceConfig): ChildSpec 
     const ts = getClock().now();
     hub.store.appendStatus({ device, status, ts, ...(reason === undefined ? {} : { reason }) });
     // `down` is announced by the supervisor's `backoff` event, which carries the same reason.
-    if (status !== "down") hub.emit({ type: status, path, ts, ...(reason === undefined ? {} : { reason }) });
-  };
+    if (status !== "down")
+      hub.emit({
+        type: status,
+        path: `hub/fleet/${device}`,
+        ts,
+        ...(reason === undefined ? {} : { reason }),
+      });
+  }
 
-  const arm = (state: State) => {
+  private arm(state: State): void {
     const clock = getClock();
     if (state.timer !== null) clock.clearTimeout(state.timer);
     const self = state.self;
-    state.timer = clock.setTimeout(() => self.proc?.deliver(SILENCE_CHECK), silenceMs);
-  };
+    state.timer = clock.setTimeout(() => self.proc?.deliver(SILENCE_CHECK), this.silenceMs);
+  }
 
   /** Starts the down window (once): the device went away at `since`, or this link starts while it is away. */
-  const armDown = (state: State, since: number) => {
+  private armDown(state: State, since: number): void {
     if (state.downTimer !== null) return;
     const self = state.self;
-    const left = Math.max(0, since + downAfterMs - getClock().now());
+    const left = Math.max(0, since + this.downAfterMs - getClock().now());
     state.downTimer = getClock().setTimeout(() => self.proc?.deliver(DOWN_CHECK), left);
-  };
+  }
 
-  const disarmDown = (state: State) => {
+  private disarmDown(state: State): void {
     if (state.downTimer !== null) getClock().clearTimeout(state.downTimer);
     state.downTimer = null;
-  };
+  }
 
-  const away = (state: State, reason: string) => {
+  private away(state: State, reason: string): void {
     // A device already `down` stays down (a retained last will handed to a restarted link changes nothing).
-    if (hub.state.status(device) === "down") return;
-    setStatus("offline", reason);
-    awaySince ??= getClock().now();
-    armDown(state, awaySince);
-  };
+    if (this.hub.state.status(this.config.id) === "down") return;
+    this.setStatus("offline", reason);
+    this.awaySince ??= getClock().now();
+    this.armDown(state, this.awaySince);
+  }
 
-  const back = (state: State) => {
-    awaySince = null;
-    disarmDown(state);
-    setStatus("online");
-  };
+  private back(state: State): void {
+    this.awaySince = null;
+    this.disarmDown(state);
+    this.setStatus("online");
+  }
 
-  return {
-    id: "link",
-    backoff: MQTT_LINK_BACKOFF,
-    start: (ctx) =>
-      startServer(
-        {
-          init: (_: undefined, self: { pid: Pid }): State => {
-            const state: State = { lastSeen: 0, timer: null, downTimer: null, self: self.pid };
-            arm(state);
-            // Restarted while the device is away (or down): a fresh window from now, so a device that stays away
-            // costs one restart per window and no more.
-            if (awaySince !== null) armDown(state, getClock().now());
-            return state;
-          },
-          handleInfo: (msg: unknown, state: State) => {
-            if (msg === SILENCE_CHECK) {
-              state.timer = null;
-              if (hub.state.status(device) === "online") away(state, `silent for ${silenceMs} ms`);
-              arm(state);
-              return state;
-            }
-            if (msg === DOWN_CHECK) {
-              state.downTimer = null;
-              if (hub.state.status(device) === "online") return state;
-              const since = new Date(awaySince ?? getClock().now()).toISOString();
-              const reason = `${device} has not been heard since ${since} (over ${downAfterMs / 1000} s): check its power, network and agent; the hub keeps listening and shows it online as soon as it reports`;
-              log.warn({ since, downAfterMs }, `${device}: down: ${reason}`);
-              setStatus("down", reason);
-              return stop(new MqttDeviceDownError(reason), state);
-            }
-            const m = msg as LinkMessage;
-            if (m.t === "status") {
-              if (m.payload === "online") back(state);
-              else if (m.payload === "offline") away(state, "device said offline (last will or shutdown)");
-              else
-                log.warn(
-                  { payload: m.payload.slice(0, 64) },
-                  "unexpected status payload; expected online/offline",
-                );
-            } else if (m.t === "heartbeat") {
-              state.lastSeen = getClock().now();
-              back(state);
-              arm(state);
-              // The board actor follows the agent's runs (resets) from the heartbeats; after the status change, so
-              // the commands it may send find the device online.
-              hub.names.whereis(boardName(device))?.proc?.deliver(m);
-            }
-            return state;
-          },
-          terminate: (_reason: unknown, state: State) => {
-            if (state.timer !== null) getClock().clearTimeout(state.timer);
-            disarmDown(state);
-          },
-        },
-        undefined,
-        { link: ctx.parent, label: ctx.path, name: { via: hub.names, key: linkName(device) } },
-      ),
-  };
+  init(_: undefined, self: { pid: Pid }): State {
+    const state: State = { lastSeen: 0, timer: null, downTimer: null, self: self.pid };
+    this.arm(state);
+    // Restarted while the device is away (or down): a fresh window from now, so a device that stays away
+    // costs one restart per window and no more.
+    if (this.awaySince !== null) this.armDown(state, getClock().now());
+    return state;
+  }
+
+  handleInfo(msg: unknown, state: State): State | Stop<State> {
+    const { hub, silenceMs, downAfterMs } = this;
+    const device = this.config.id;
+    if (msg === SILENCE_CHECK) {
+      state.timer = null;
+      if (hub.state.status(device) === "online") this.away(state, `silent for ${silenceMs} ms`);
+      this.arm(state);
+      return state;
+    }
+    if (msg === DOWN_CHECK) {
+      state.downTimer = null;
+      if (hub.state.status(device) === "online") return state;
+      const since = new Date(this.awaySince ?? getClock().now()).toISOString();
+      const reason = `${device} has not been heard since ${since} (over ${downAfterMs / 1000} s): check its power, network and agent; the hub keeps listening and shows it online as soon as it reports`;
+      this.log.warn({ since, downAfterMs }, `${device}: down: ${reason}`);
+      this.setStatus("down", reason);
+      return stop(new MqttDeviceDownError(reason), state);
+    }
+    const m = msg as LinkMessage;
+    if (m.t === "status") {
+      if (m.payload === "online") this.back(state);
+      else if (m.payload === "offline") this.away(state, "device said offline (last will or shutdown)");
+      else
+        this.log.warn(
+          { payload: m.payload.slice(0, 64) },
+          "unexpected status payload; expected online/offline",
+        );
+    } else if (m.t === "heartbeat") {
+      state.lastSeen = getClock().now();
+      this.back(state);
+      this.arm(state);
+      // The board actor follows the agent's runs (resets) from the heartbeats; after the status change, so
+      // the commands it may send find the device online.
+      hub.names.whereis(boardName(device))?.proc?.deliver(m);
+    }
+    return state;
+  }
+
+  terminate(_reason: unknown, state: State): void {
+    if (state.timer !== null) getClock().clearTimeout(state.timer);
+    this.disarmDown(state);
+  }
 }
