@@ -9,6 +9,7 @@
  * `board_reset` with the agent's cause and re-sends every actuator's intended state as commands, because the agent
  * starts with its outputs off. The same run coming back after a partition is not a reset.
  */
+import type { Logger } from "pino";
 import type { DeviceConfig } from "../../hub/config.ts";
 import { boardName, type HubContext, partName } from "../../hub/context.ts";
 import {
@@ -67,7 +68,8 @@ interface Pending {
 }
 
 interface State {
-  pending: Map<string, Pending>;
+  /** Commands awaiting the agent's reply, by id; null until the first command (most boards get none). */
+  pending: Map<string, Pending> | null;
   self: Pid;
   startedAt: number;
   run: Run | null;
@@ -114,15 +116,44 @@ export function isNewRun(last: Run, beat: AgentBeat, now: number): boolean {
 
 /** The child spec of a Pi's board actor. */
 export function piBoardChild(hub: HubContext, config: DeviceConfig): ChildSpec {
-  const device = config.id;
-  const path = `hub/fleet/${device}`;
-  const log = hub.log.child({ device });
+  return {
+    id: "board",
+    // Method syntax, not `start: (ctx) =>`: tsx (esbuild keepNames) gives each named arrow its own name property.
+    start(ctx) {
+      return startServer(new PiBoardServer(hub, config), undefined, {
+        link: ctx.parent,
+        label: ctx.path,
+        name: { via: hub.names, key: boardName(config.id) },
+      });
+    },
+  };
+}
+
+/**
+ * The board actor's GenServer callbacks. A class rather than a spec object of closures: its methods are shared by
+ * every Pi (10k boards would otherwise hold ~7 function objects each, each with a property dictionary under tsx).
+ * Its logger is made on first use: most boards never log.
+ */
+class PiBoardServer {
+  private logger: Logger | null = null;
+
+  constructor(
+    private readonly hub: HubContext,
+    private readonly config: DeviceConfig,
+  ) {}
+
+  private get log(): Logger {
+    this.logger ??= this.hub.log.child({ device: this.config.id });
+    return this.logger;
+  }
 
   /**
    * Re-sends every actuator's intended state through the actuator, as an ordinary command (so its checks and
    * its confirmation apply), without blocking this actor: the actuators call it to carry the commands out.
    */
-  const reapplyIntended = () => {
+  private reapplyIntended(): void {
+    const { hub, config } = this;
+    const device = config.id;
     for (const actuator of config.actuators) {
       const part = { via: hub.names, key: partName(device, actuator.id) };
       void (async () => {
@@ -136,7 +167,7 @@ export function piBoardChild(hub: HubContext, config: DeviceConfig): ChildSpec {
             message: err.message,
           }),
         );
-        const alog = log.child({ actuator: actuator.id });
+        const alog = this.log.child({ actuator: actuator.id });
         if (result.ok)
           alog.info({ intended }, `${device}/${actuator.id}: state re-applied after the agent restarted`);
         else
@@ -146,9 +177,9 @@ export function piBoardChild(hub: HubContext, config: DeviceConfig): ChildSpec {
           );
       })();
     }
-  };
+  }
 
-  const onHeartbeat = (state: State, payload: string) => {
+  private onHeartbeat(state: State, payload: string): void {
     const beat = parseAgentHeartbeat(payload);
     if (beat === null) return;
     state.heartbeats++;
@@ -158,131 +189,128 @@ export function piBoardChild(hub: HubContext, config: DeviceConfig): ChildSpec {
     if (last === null) {
       // First contact. A run that began after this actor started has its outputs off: give them their intended
       // state. An older run may hold what a previous hub commanded: leave it alone.
-      if (beat.uptimeMs + 1000 < now - state.startedAt) reapplyIntended();
+      if (beat.uptimeMs + 1000 < now - state.startedAt) this.reapplyIntended();
       return;
     }
     if (!isNewRun(last, beat, now)) return;
     state.resets++;
+    const device = this.config.id;
     const cause = beat.cause ?? "unknown";
-    log.warn(
+    this.log.warn(
       { cause, uptimeS: beat.uptimeMs / 1000, previousUptimeS: last.uptimeMs / 1000 },
       `${device} reset (cause: ${cause}); re-applying its actuators' state`,
     );
-    hub.emit({
+    this.hub.emit({
       type: "board_reset",
-      path,
+      path: `hub/fleet/${device}`,
       ts: now,
       reason: `board reset (cause: ${cause})`,
       cause,
       uptimeMs: beat.uptimeMs,
     });
-    reapplyIntended();
-  };
+    this.reapplyIntended();
+  }
 
-  return {
-    id: "board",
-    start: (ctx) =>
-      startServer(
+  init(_: undefined, self: { pid: Pid }): State {
+    return {
+      pending: null,
+      self: self.pid,
+      startedAt: getClock().now(),
+      run: null,
+      heartbeats: 0,
+      resets: 0,
+    };
+  }
+
+  handleCall(req: (BoardCommand & { id: string }) | { t: "stats" }, from: From<CommandResult>, state: State) {
+    const { hub } = this;
+    const device = this.config.id;
+    if (req.t === "stats") {
+      return replyWith<State, PiBoardStats>(
         {
-          init: (_: undefined, self: { pid: Pid }): State => ({
-            pending: new Map(),
-            self: self.pid,
-            startedAt: getClock().now(),
-            run: null,
-            heartbeats: 0,
-            resets: 0,
-          }),
-          handleCall: (
-            req: (BoardCommand & { id: string }) | { t: "stats" },
-            from: From<CommandResult>,
-            state: State,
-          ) => {
-            if (req.t === "stats") {
-              return replyWith<State, PiBoardStats>(
-                {
-                  heartbeats: state.heartbeats,
-                  resets: state.resets,
-                  uptimeS: state.run === null ? undefined : state.run.uptimeMs / 1000,
-                  resetCause: state.run?.cause,
-                },
-                state,
-              );
-            }
-            if (hub.state.status(device) !== "online") {
-              return replyWith<State, CommandResult>(
-                {
-                  ok: false,
-                  status: 503,
-                  code: "device_offline",
-                  message: `${device} is offline; the command was not sent`,
-                },
-                state,
-              );
-            }
-            const payload = JSON.stringify({
-              id: req.id,
-              op: req.op,
-              ...(req.args ? { args: req.args } : {}),
-            });
-            hub.bus.publish(`${hub.prefix}/${device}/cmd/${req.target}`, payload, { qos: 1 });
-            const self = state.self;
-            const timer = getClock().setTimeout(
-              () => self.proc?.deliver({ t: "confirm-timeout", id: req.id }),
-              CONFIRM_MS,
-            );
-            state.pending.set(req.id, { from, timer });
-            return noreply(state);
-          },
-          handleInfo: (msg: unknown, state: State): State => {
-            const m = msg as ReplyMessage | HeartbeatMessage | { t: "confirm-timeout"; id: string };
-            if (m.t === "heartbeat") {
-              onHeartbeat(state, m.payload);
-              return state;
-            }
-            if (m.t === "confirm-timeout") {
-              const p = state.pending.get(m.id);
-              if (p !== undefined) {
-                state.pending.delete(m.id);
-                reply(p.from, {
-                  ok: false,
-                  status: 504,
-                  code: "no_confirmation",
-                  message: `${device} did not confirm command ${m.id} within ${CONFIRM_MS} ms`,
-                });
-              }
-              return state;
-            }
-            if (m.t !== "reply") return state;
-            let body: { id?: unknown; ok?: unknown; error?: unknown };
-            try {
-              body = JSON.parse(m.payload) as typeof body;
-            } catch {
-              log.warn("malformed reply payload (not JSON); ignored");
-              return state;
-            }
-            const p = typeof body.id === "string" ? state.pending.get(body.id) : undefined;
-            if (p === undefined) return state;
-            state.pending.delete(body.id as string);
-            getClock().clearTimeout(p.timer);
-            reply(
-              p.from,
-              body.ok === true
-                ? { ok: true, id: body.id as string }
-                : {
-                    ok: false,
-                    status: 400,
-                    code: "device_refused",
-                    message: `${device}: ${String(body.error ?? "refused")}`,
-                  },
-            );
-            return state;
-          },
-          terminate: (_reason: unknown, state: State) => {
-            for (const p of state.pending.values()) getClock().clearTimeout(p.timer);
-          },
+          heartbeats: state.heartbeats,
+          resets: state.resets,
+          uptimeS: state.run === null ? undefined : state.run.uptimeMs / 1000,
+          resetCause: state.run?.cause,
         },
-        undefined,
-        { link: ctx.parent, label: ctx.path, name: { via: hub.names, key: boardName(device) } },
-      ),
-  };
+        state,
+      );
+    }
+    if (hub.state.status(device) !== "online") {
+      return replyWith<State, CommandResult>(
+        {
+          ok: false,
+          status: 503,
+          code: "device_offline",
+          message: `${device} is offline; the command was not sent`,
+        },
+        state,
+      );
+    }
+    const payload = JSON.stringify({
+      id: req.id,
+      op: req.op,
+      ...(req.args ? { args: req.args } : {}),
+    });
+    hub.bus.publish(`${hub.prefix}/${device}/cmd/${req.target}`, payload, { qos: 1 });
+    const self = state.self;
+    const timer = getClock().setTimeout(
+      () => self.proc?.deliver({ t: "confirm-timeout", id: req.id }),
+      CONFIRM_MS,
+    );
+    state.pending ??= new Map();
+    state.pending.set(req.id, { from, timer });
+    return noreply(state);
+  }
+
+  handleInfo(msg: unknown, state: State): State {
+    const device = this.config.id;
+    const m = msg as ReplyMessage | HeartbeatMessage | { t: "confirm-timeout"; id: string };
+    if (m.t === "heartbeat") {
+      this.onHeartbeat(state, m.payload);
+      return state;
+    }
+    if (m.t === "confirm-timeout") {
+      const p = state.pending?.get(m.id);
+      if (p !== undefined) {
+        state.pending?.delete(m.id);
+        reply(p.from, {
+          ok: false,
+          status: 504,
+          code: "no_confirmation",
+          message: `${device} did not confirm command ${m.id} within ${CONFIRM_MS} ms`,
+        });
+      }
+      return state;
+    }
+    if (m.t !== "reply") return state;
+    let body: { id?: unknown; ok?: unknown; error?: unknown };
+    try {
+      body = JSON.parse(m.payload) as typeof body;
+    } catch {
+      this.log.warn("malformed reply payload (not JSON); ignored");
+      return state;
+    }
+    const p = typeof body.id === "string" ? state.pending?.get(body.id) : undefined;
+    if (p === undefined) return state;
+    state.pending?.delete(body.id as string);
+    getClock().clearTimeout(p.timer);
+    reply(
+      p.from,
+      body.ok === true
+        ? { ok: true, id: body.id as string }
+        : {
+            ok: false,
+            status: 400,
+            code: "device_refused",
+            message: `${device}: ${String(body.error ?? "refused")}`,
+          },
+    );
+    return state;
+  }
+
+  terminate(_reason: unknown, state: State): void {
+    if (state.pending === null) return;
+    for (const p of state.pending.values()) getClock().clearTimeout(p.timer);
+  }
 }
