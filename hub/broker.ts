@@ -22,6 +22,7 @@
  */
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { type AddressInfo, createServer as createNetServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
 import { Aedes, type Client } from "aedes";
@@ -32,6 +33,19 @@ import { AclError, MqttPortInUseError, PersistError } from "./broker/errors.ts";
 import { FrameError, FrameGuard } from "./broker/frame-guard.ts";
 import { indexRetained } from "./broker/retained.ts";
 import type { FleetConfig } from "./config.ts";
+
+/**
+ * mqtt-packet's number cache off, once for the process. By default its first write fills a table of 65,536 2-byte
+ * Buffers (every 16-bit message id and length, ~6.5 MB of heap held for the hub's lifetime) to save an
+ * allocation per packet; a hub of 10k devices needs that heap more than the few bytes per packet (issue 3). The
+ * switch is module state of mqtt-packet, so it is set on the copy aedes itself writes with (resolved from aedes,
+ * not from here: mqtt-packet is aedes's dependency, not ours). It also covers the hub's mqtt.js client, which
+ * shares that copy (external broker). Set when this module loads, before any packet is written: turning it off
+ * later would stop the cache growing but not free it.
+ */
+const aedesRequire = createRequire(createRequire(import.meta.url).resolve("aedes"));
+const mqttPacket = aedesRequire("mqtt-packet") as { writeToStream: { cacheNumbers: boolean } };
+mqttPacket.writeToStream.cacheNumbers = false;
 
 export {
   anonymousReadPatterns,
