@@ -12,7 +12,12 @@ export interface RunnerOptions {
   realtime?: boolean;
   /** Emulated time per slice (ms); paced catch-up is split into slices of this size. Default 2. */
   sliceMs?: number;
-  /** When paced: the longest host stall (ms) made up by running faster; beyond it, time is forgiven. Default 200. */
+  /**
+   * When paced: the longest host stall (ms) made up by running faster; beyond it, time is forgiven. Default 1000: a
+   * real board never stalls, and a busy host (a loaded CI runner) stalls the emulation for hundreds of ms at a time;
+   * forgiving those let the board's clock fall seconds behind wall time, so the hub saw missed heartbeats (3 s) the
+   * firmware never missed. A sleeping firmware runs a second of emulated time in a few ms, so catching up is cheap.
+   */
   maxCatchUpMs?: number;
   /** Wall-time period of turns while the CPU sleeps with no serial input pending (ms). Default 10. */
   idleTurnMs?: number;
@@ -39,7 +44,7 @@ export class BoardRunner {
     this.sliceCycles = Math.round(((options.sliceMs ?? 2) * f) / 1000);
     this.idleTurnMs = options.idleTurnMs ?? 10;
     this.pacer = new RealTimePacer(
-      { frequencyHz: f, maxCatchUpMs: options.maxCatchUpMs ?? 200 },
+      { frequencyHz: f, maxCatchUpMs: options.maxCatchUpMs ?? 1000 },
       board.cycles,
     );
   }
