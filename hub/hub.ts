@@ -75,7 +75,10 @@ export interface HubOptions {
   dataDir?: string;
   /** Serve the HTTP API (default true). */
   api?: boolean;
-  /** Bearer token for mutating API routes (required when HTTP binds beyond loopback). */
+  /**
+   * Bearer token for mutating API routes. When set it is required on every host; without one the hub refuses to bind
+   * beyond loopback.
+   */
   apiToken?: string;
   /** Serve this directory at `/` (the dashboard). */
   staticDir?: string;
@@ -194,7 +197,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
               port: httpPort,
               view: running,
               logger: log,
-              ...(options.apiToken === undefined ? {} : { token: options.apiToken }),
+              // A token in force is required on every host: one given on loopback guards a shared machine too.
+              ...(options.apiToken === undefined ? {} : { token: options.apiToken, requireToken: true }),
               ...(options.staticDir === undefined ? {} : { staticDir: options.staticDir }),
             });
             httpPort = (api.server.address() as { port: number }).port;

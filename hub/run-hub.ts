@@ -82,12 +82,12 @@ export function resolveApiToken(host: string, given: string | undefined): string
 }
 
 /**
- * The dashboard's address for the start-up line: `http://HOST:PORT/`, and when the hub requires a token (bound beyond
- * loopback) `http://HOST:PORT/#token=…`. The fragment never leaves the browser (it is not sent to the server); the
- * page keeps the token for its tab and removes it from the address bar.
+ * The dashboard's address for the start-up line: `http://HOST:PORT/`, and when the hub requires a token (one was
+ * given, or generated because it binds beyond loopback) `http://HOST:PORT/#token=…`. The fragment never leaves the
+ * browser (it is not sent to the server); the page keeps the token for its tab and removes it from the address bar.
  */
-export function dashboardLink(httpUrl: string, host: string, apiToken: string | undefined): string {
-  if (apiToken === undefined || isLoopbackHost(host)) return `${httpUrl}/`;
+export function dashboardLink(httpUrl: string, apiToken: string | undefined): string {
+  if (apiToken === undefined) return `${httpUrl}/`;
   return `${httpUrl}/#token=${encodeURIComponent(apiToken)}`;
 }
 
@@ -162,15 +162,14 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
       `ganglion: mqtt broker ${hub.mqttUrl} (external; device logins and ACLs are that broker's job)`,
     );
   } else console.log(`ganglion: mqtt listening on ${hub.mqttUrl}`);
-  if (dashboardBuilt)
-    console.log(`ganglion: dashboard at ${dashboardLink(hub.httpUrl!, httpHost, apiToken)}`);
+  if (dashboardBuilt) console.log(`ganglion: dashboard at ${dashboardLink(hub.httpUrl!, apiToken)}`);
   else log.warn({ staticDir }, "the dashboard is not built; run npm run build:dashboard to serve it at /");
   if (demo !== undefined) {
     await demo.start(hub.mqttUrl);
     console.log(`ganglion: simulating ${demo.devices.map((d) => d.id).join(", ")} (seed ${demo.seed})`);
     const uno = demo.unos.keys().next().value;
     // With a token in force the hints carry it the way users pass it (env var), never the token itself.
-    const needsToken = apiToken !== undefined && !isLoopbackHost(httpHost);
+    const needsToken = apiToken !== undefined;
     const envHint = needsToken ? "GANGLION_API_TOKEN=<api token> " : "";
     const auth = needsToken ? `-H "Authorization: Bearer $GANGLION_API_TOKEN" ` : "";
     if (uno !== undefined) {

@@ -99,7 +99,7 @@ export function registerStart(program: Command): void {
     )
     .option(
       "--api-token <token>",
-      "bearer token for POST/DELETE when bound off loopback (env GANGLION_API_TOKEN; generated and printed once if absent)",
+      "bearer token required on POST/DELETE (env GANGLION_API_TOKEN); off loopback one is generated and printed if absent",
       process.env.GANGLION_API_TOKEN,
     )
     .option("--mqtt-host <host>", "address the embedded MQTT broker binds to (default 127.0.0.1)")

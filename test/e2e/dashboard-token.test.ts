@@ -1,6 +1,6 @@
 /**
- * The dashboard against a hub that requires an API token (bound beyond loopback, as on a Pi with `--http-host
- * 0.0.0.0`), in Debian's chromium: reads and `/api/live` need none; an action answered 401 opens the token prompt,
+ * The dashboard against a hub that requires an API token (as one bound beyond loopback does, e.g. a Pi with
+ * `--http-host 0.0.0.0`; here a token given on 127.0.0.1, which is required too), in Debian's chromium: reads and `/api/live` need none; an action answered 401 opens the token prompt,
  * a wrong token is refused with an error, the right one performs the action and is kept for the tab; "Forget token";
  * and `#token=` in the address pre-authorizes the tab and leaves the address bar. Tokens are generated per run.
  * Screenshots land in test-results/dashboard-token/.
@@ -80,7 +80,6 @@ describe.skipIf(!hasChromium)("the dashboard against a hub that requires an API 
       simDir: join(work, "sim"),
       httpPort: 0,
       staticDir,
-      httpHost: "0.0.0.0",
       apiToken: token,
     });
     base = `http://127.0.0.1:${new URL(current.hub.httpUrl!).port}/`;

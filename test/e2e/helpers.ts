@@ -55,8 +55,9 @@ export interface DemoHubOptions {
   httpPort: number;
   /** Served at `/`. */
   staticDir: string;
-  /** Default 127.0.0.1; beyond loopback (`0.0.0.0`) the hub requires {@link apiToken} on POST/DELETE. */
+  /** Default 127.0.0.1 (tests bind nothing else). */
   httpHost?: string;
+  /** Required on POST/DELETE when given. */
   apiToken?: string;
 }
 

@@ -5,7 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { DASHBOARD_DIR } from "../../hub/run-hub.ts";
+import { DASHBOARD_DIR, dashboardLink, resolveApiToken } from "../../hub/run-hub.ts";
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -80,54 +80,57 @@ describe("ganglion start", () => {
     expect(typeof body.uptimeS).toBe("number");
   });
 
-  it("off loopback, prints the generated token once and the dashboard's address with it as #token=", async () => {
+  it("off loopback without --api-token, makes a fresh token, prints it and puts it in the dashboard's address", () => {
+    // Decided before anything binds (tests only bind 127.0.0.1): the token and the line the hub prints with it.
+    const printed: string[] = [];
+    const log = console.log;
+    console.log = (line: string) => printed.push(line);
+    let token: string | undefined;
+    try {
+      token = resolveApiToken("0.0.0.0", undefined);
+    } finally {
+      console.log = log;
+    }
+    expect(token).toMatch(/^[\w-]{32}$/);
+    expect(printed).toEqual([
+      `ganglion: api token (new each start; pass --api-token or GANGLION_API_TOKEN to keep one): ${token}`,
+    ]);
+    expect(resolveApiToken("0.0.0.0", undefined)).not.toBe(token);
+    expect(dashboardLink("http://pi.local:8080", token)).toBe(
+      `http://pi.local:8080/#token=${encodeURIComponent(token!)}`,
+    );
+    // On loopback without a token, none is made: changes are open to this machine's users.
+    expect(resolveApiToken("127.0.0.1", undefined)).toBeUndefined();
+    expect(dashboardLink("http://127.0.0.1:8080", undefined)).toBe("http://127.0.0.1:8080/");
+  });
+
+  it("with --api-token, requires it (on loopback too) and prints the dashboard's address with it as #token=", async () => {
+    const token = randomBytes(18).toString("base64url");
     const child = runCli([
       "start",
-      "--http-host",
-      "0.0.0.0",
       "--http-port",
       "0",
       "--mqtt-port",
       "0",
       "--data-dir",
       dataDir,
+      "--api-token",
+      token,
     ]);
-    const [, token] = await waitForLine(child, /^ganglion: api token \(new each start[^)]*\): (\S+)$/m);
-    const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/0\.0\.0\.0:\d+)$/m);
+    const [, url] = await waitForLine(child, /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m);
     const [, dashboard] = await waitForLine(child, /^ganglion: dashboard at (\S+)$/m);
-    expect(dashboard).toBe(`${url}/#token=${encodeURIComponent(token!)}`);
+    expect(dashboard).toBe(`${url}/#token=${token}`);
     // The fragment's token is the one the hub requires.
-    const local = `http://127.0.0.1:${new URL(url!).port}`;
-    const without = await fetch(`${local}/api/faults/f999`, { method: "DELETE" });
+    const without = await fetch(`${url}/api/faults/f999`, { method: "DELETE" });
     expect(without.status).toBe(401);
     const fromLink = decodeURIComponent(new URL(dashboard!).hash.replace(/^#token=/, ""));
-    const withToken = await fetch(`${local}/api/faults/f999`, {
+    const withToken = await fetch(`${url}/api/faults/f999`, {
       method: "DELETE",
       headers: { authorization: `Bearer ${fromLink}` },
     });
     expect(withToken.status).toBe(404);
-  }, 60_000);
-
-  it("puts a given token in the dashboard's address only when the hub requires it (off loopback)", async () => {
-    const token = randomBytes(18).toString("base64url");
-    const common = ["--http-port", "0", "--mqtt-port", "0", "--data-dir", dataDir, "--api-token", token];
-    const open = runCli(["start", "--http-host", "0.0.0.0", ...common]);
-    const [, url] = await waitForLine(open, /^ganglion: http listening on (http:\/\/0\.0\.0\.0:\d+)$/m);
-    const [, dashboard] = await waitForLine(open, /^ganglion: dashboard at (\S+)$/m);
-    expect(dashboard).toBe(`${url}/#token=${token}`);
-    const exited = new Promise((r) => open.once("exit", r));
-    open.kill("SIGTERM");
-    await exited;
-
-    // On loopback the token is not in force (mutating routes are open to this machine), so it is not printed.
-    const loopback = runCli(["start", ...common]);
-    const [, plainUrl] = await waitForLine(
-      loopback,
-      /^ganglion: http listening on (http:\/\/127\.0\.0\.1:\d+)$/m,
-    );
-    const [line] = await waitForLine(loopback, /^ganglion: dashboard at \S+$/m);
-    expect(line).toBe(`ganglion: dashboard at ${plainUrl}/`);
-    expect(outputs.get(loopback)?.text).not.toContain(token);
+    // Reads stay open.
+    expect((await fetch(`${url}/api/devices`)).status).toBe(200);
   }, 60_000);
 
   it("exits 2 with one line naming the port when it is taken", async () => {
