@@ -339,31 +339,47 @@ describe("ganglion start with a broker that is not there", () => {
   }, 30_000);
 });
 
+/**
+ * A bare aedes playing the external broker (configured by `setUp` before it listens) and an in-process hub that is
+ * its client `hub-under-test`, with one Pi `device` of one thermometer. `close()` stops them all.
+ */
+async function hubOnAedes(device: string, setUp: (aedes: Aedes) => void = () => undefined) {
+  const aedes = await Aedes.createBroker();
+  setUp(aedes);
+  const server = createServer(aedes.handle);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const tmp = mkdtempSync(join(tmpdir(), `ganglion-${device}-`));
+  const config = FleetConfigSchema.parse({
+    devices: [
+      {
+        id: device,
+        board: "raspberry-pi",
+        link: { type: "mqtt", tokenHash: await hashToken(generateToken(), { N: 1024 }) },
+        sensors: [{ id: "temp", kind: "thermometer", staleMs: 60_000 }],
+      },
+    ],
+  });
+  const hub = await startInProcess({
+    config,
+    httpPort: 0,
+    dataDir: tmp,
+    logger: pino({ level: "silent" }),
+    broker: { url, clientId: "hub-under-test" },
+  });
+  const close = async () => {
+    await hub.stop();
+    await new Promise<void>((r) => aedes.close(() => r()));
+    server.close();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  return { aedes, url, hub, close };
+}
+
 describe("external mode: the hub's PUBACK to the broker", () => {
   it("goes out only once the reading is in the history, for every reading of a burst", async () => {
-    // A bare aedes plays the external broker here: its 'ack' event shows the moment the hub acknowledges.
-    const aedes = await Aedes.createBroker();
-    const server = createServer(aedes.handle);
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
-    const tmp = mkdtempSync(join(tmpdir(), "ganglion-ack-"));
-    const config = FleetConfigSchema.parse({
-      devices: [
-        {
-          id: "ack-1",
-          board: "raspberry-pi",
-          link: { type: "mqtt", tokenHash: await hashToken(generateToken(), { N: 1024 }) },
-          sensors: [{ id: "temp", kind: "thermometer", staleMs: 60_000 }],
-        },
-      ],
-    });
-    const hub = await startInProcess({
-      config,
-      httpPort: 0,
-      dataDir: tmp,
-      logger: pino({ level: "silent" }),
-      broker: { url, clientId: "hub-under-test" },
-    });
+    // The 'ack' event of aedes shows the moment the hub acknowledges.
+    const { aedes, url, hub, close } = await hubOnAedes("ack-1");
     // The external broker's accounts are its own: the hub has no login there to hand out.
     expect(() => hub.hubLogin()).toThrow(/external broker mqtt:\/\/127\.0\.0\.1:\d+: log in there/);
     const device = await mqtt.connectAsync(url, { clientId: "ack-1", reconnectPeriod: 0 });
@@ -398,51 +414,28 @@ describe("external mode: the hub's PUBACK to the broker", () => {
       expect(hub.context.store.stats.commits).toBeLessThan(N);
     } finally {
       device.end(true);
-      await hub.stop();
-      await new Promise<void>((r) => aedes.close(() => r()));
-      server.close();
-      rmSync(tmp, { recursive: true, force: true });
+      await close();
     }
   }, 30_000);
 });
 
 describe("external mode: a dropped connection with the hub's own publishes unacknowledged", () => {
   it("still reconnects (closing the dead link does not wait for acks that cannot come)", async () => {
-    const aedes = await Aedes.createBroker();
     // The broker takes the hub's QoS 1 publishes and never acknowledges them, until the hub has reconnected.
     let holdHubPublishes = true;
     const held: string[] = [];
-    aedes.authorizePublish = (client, packet, callback) => {
-      if (client?.id === "hub-under-test" && holdHubPublishes && packet.qos === 1) {
-        held.push(packet.topic);
-        return; // never calls back: no PUBACK (and aedes reads nothing more from the hub)
-      }
-      callback(null);
-    };
     let hubConnects = 0;
-    aedes.on("client", (client) => {
-      if (client.id === "hub-under-test") hubConnects++;
-    });
-    const server = createServer(aedes.handle);
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
-    const tmp = mkdtempSync(join(tmpdir(), "ganglion-drop-"));
-    const config = FleetConfigSchema.parse({
-      devices: [
-        {
-          id: "drop-1",
-          board: "raspberry-pi",
-          link: { type: "mqtt", tokenHash: await hashToken(generateToken(), { N: 1024 }) },
-          sensors: [{ id: "temp", kind: "thermometer", staleMs: 60_000 }],
-        },
-      ],
-    });
-    const hub = await startInProcess({
-      config,
-      httpPort: 0,
-      dataDir: tmp,
-      logger: pino({ level: "silent" }),
-      broker: { url, clientId: "hub-under-test" },
+    const { aedes, url, hub, close } = await hubOnAedes("drop-1", (aedes) => {
+      aedes.authorizePublish = (client, packet, callback) => {
+        if (client?.id === "hub-under-test" && holdHubPublishes && packet.qos === 1) {
+          held.push(packet.topic);
+          return; // never calls back: no PUBACK (and aedes reads nothing more from the hub)
+        }
+        callback(null);
+      };
+      aedes.on("client", (client) => {
+        if (client.id === "hub-under-test") hubConnects++;
+      });
     });
     const device = await mqtt.connectAsync(url, { clientId: "drop-1", reconnectPeriod: 0 });
     try {
@@ -473,10 +466,7 @@ describe("external mode: a dropped connection with the hub's own publishes unack
       );
     } finally {
       device.end(true);
-      await hub.stop();
-      await new Promise<void>((r) => aedes.close(() => r()));
-      server.close();
-      rmSync(tmp, { recursive: true, force: true });
+      await close();
     }
   }, 30_000);
 });
