@@ -122,10 +122,17 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** The Node flags bin/ganglion.js starts the hub with. */
+function hubNodeFlags(): string[] {
+  return (JSON.parse(readFileSync(join(root, "bin", "node-flags.json"), "utf8")) as { hub: string[] }).hub;
+}
+
 /** Starts `bench/fleet.ts serve <kind>` and waits for its `READY {json}` line. */
 async function serveChild(kind: "hub" | "aedes", options: Record<string, unknown>): Promise<Broker> {
   const profile = process.env.FLEET_BENCH_PROFILE;
   const execArgs = ["--max-old-space-size=4096"];
+  // The hub runs with the Node flags `ganglion` itself runs with (bin/node-flags.json).
+  if (kind === "hub") execArgs.push(...hubNodeFlags());
   // Bare aedes recurses once per queued message when its emitter's queue (beyond `concurrency`, 100) drains
   // (mqemitter released → _do → … in one synchronous chain): on a loaded host the queue grows and the default
   // ~1 MB stack overflows ("Maximum call stack size exceeded" in mqemitter/aedes). A 6 MB stack (ulimit -s is

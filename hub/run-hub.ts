@@ -187,9 +187,11 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
   }
   let stopping: Promise<void> | undefined;
   const stop = () => {
+    // The hub first: its links close the boards' ports themselves. Boards vanishing under a running hub is what
+    // a pulled cable looks like, and it logged "check the USB cable" on every Ctrl-C.
     stopping ??= (async () => {
-      await demo?.stop();
       await hub.stop();
+      await demo?.stop();
     })();
     return stopping;
   };
