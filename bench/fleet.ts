@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ChildMessage, PhaseResult, PhaseSpec } from "../simulator/load/child.ts";
 import { LatencyProbe, type ProbeReport } from "../simulator/load/probe.ts";
+import { hubNodeFlags } from "./node-flags.ts";
 
 const root = join(import.meta.dirname, "..");
 const MOSQUITTO = "/usr/sbin/mosquitto";
@@ -120,11 +121,6 @@ function stopChild(child: ChildProcess): Promise<void> {
     });
     child.kill("SIGTERM");
   });
-}
-
-/** The Node flags bin/ganglion.js starts the hub with. */
-function hubNodeFlags(): string[] {
-  return (JSON.parse(readFileSync(join(root, "bin", "node-flags.json"), "utf8")) as { hub: string[] }).hub;
 }
 
 /** Starts `bench/fleet.ts serve <kind>` and waits for its `READY {json}` line. */

@@ -18,6 +18,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
+import { hubNodeFlags } from "../node-flags.ts";
 import {
   cpuByThread,
   cpuSecondsOf,
@@ -289,6 +290,7 @@ export async function runDemo(opts: DemoOptions): Promise<Row[]> {
     child = spawn(
       process.execPath,
       [
+        ...hubNodeFlags(),
         "--import",
         "tsx",
         join(root, "hub", "cli.ts"),

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { WebSocket } from "ws";
+import { hubNodeFlags } from "../node-flags.ts";
 import { cpuSecondsOf, type Row, root, rssOf, sleep, stopChild } from "./common.ts";
 
 interface LoadStatsLine {
@@ -99,6 +100,7 @@ export async function runMqtt(opts: {
       process.execPath,
       [
         "--max-old-space-size=4096",
+        ...hubNodeFlags(),
         "--import",
         "tsx",
         join(root, "hub", "cli.ts"),
