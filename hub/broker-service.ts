@@ -19,7 +19,7 @@ import {
   type TelemetryMessage,
 } from "./broker.ts";
 import type { FleetConfig } from "./config.ts";
-import { boardName, type HubContext, linkName, partName } from "./context.ts";
+import { boardName, type HubContext, linkName, partName, STATE_QOS } from "./context.ts";
 import {
   type ChildSpec,
   getClock,
@@ -223,7 +223,7 @@ function republishStates(hub: HubContext, devices: FleetConfig["devices"], self:
         }
       } else continue;
       if (sensor.unit !== undefined) payload.unit = sensor.unit;
-      hub.bus.publish(topic, JSON.stringify(payload), { retain: true, qos: 1 });
+      hub.bus.publish(topic, JSON.stringify(payload), { retain: true, qos: STATE_QOS });
     }
   }
   return timers;
@@ -378,7 +378,7 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
               if (now?.ts != null && now.ts > (m.payload.ts as number)) return state;
               hub.bus.publish(m.topic, JSON.stringify({ ...m.payload, health: "faulty" }), {
                 retain: true,
-                qos: 1,
+                qos: STATE_QOS,
               });
             }
             return state;

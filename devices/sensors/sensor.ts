@@ -15,7 +15,7 @@
  */
 import type { Logger } from "pino";
 import type { SensorConfig } from "../../hub/config.ts";
-import { type HubContext, partName } from "../../hub/context.ts";
+import { type HubContext, partName, STATE_QOS } from "../../hub/context.ts";
 import {
   type ChildSpec,
   getClock,
@@ -139,7 +139,7 @@ class SensorServer {
     const { lastValue, lastTs } = state.history;
     const payload: Record<string, unknown> = { value: lastValue, ts: lastTs, health: state.health };
     if (this.config.unit !== undefined) payload.unit = this.config.unit;
-    this.hub.bus.publish(this.topic, JSON.stringify(payload), { retain: true, qos: 1 });
+    this.hub.bus.publish(this.topic, JSON.stringify(payload), { retain: true, qos: STATE_QOS });
     this.hub.store.saveState(this.device, this.config.id, payload);
   }
 

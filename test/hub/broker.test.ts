@@ -192,9 +192,17 @@ describe("ACL rules", () => {
 /** A socket stand-in: the test pushes what "arrives"; what the guard writes is collected. */
 class FakeSocket extends Duplex {
   readonly written: Buffer[] = [];
+  /** What each write call to the "kernel" carried: one entry per write or writev. */
+  readonly syscalls: Buffer[] = [];
   override _read(): void {}
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
     this.written.push(chunk);
+    this.syscalls.push(chunk);
+    cb();
+  }
+  override _writev(chunks: { chunk: Buffer }[], cb: () => void): void {
+    for (const { chunk } of chunks) this.written.push(chunk);
+    this.syscalls.push(Buffer.concat(chunks.map((c) => c.chunk)));
     cb();
   }
 }
@@ -250,6 +258,27 @@ describe("frame guard", () => {
     guard.write(Buffer.from([0xd0, 0x00])); // PINGRESP goes out to the socket untouched
     expect(Buffer.concat(socket.written)).toEqual(Buffer.from([0xd0, 0x00]));
     guard.destroy();
+    expect(socket.destroyed).toBe(true);
+  });
+
+  it("sends a client's first packet in a loop turn at once, and the rest of that turn's in one write", async () => {
+    const { socket, guard } = guarded(1000);
+    const puback = (id: number) => Buffer.from([0x40, 0x02, 0x00, id]);
+    guard.write(puback(1));
+    expect(socket.syscalls).toEqual([puback(1)]); // a device's PUBACK is not held back
+    guard.write(puback(2));
+    guard.write(puback(3));
+    guard.write(puback(4));
+    expect(socket.syscalls).toHaveLength(1);
+    await new Promise((r) => setImmediate(r));
+    expect(socket.syscalls).toEqual([puback(1), Buffer.concat([puback(2), puback(3), puback(4)])]);
+    // A refusing CONNACK written just before the connection is closed still goes out.
+    guard.write(puback(5));
+    guard.write(Buffer.from([0x20, 0x02, 0x00, 0x05]));
+    guard.destroy();
+    expect(Buffer.concat(socket.written.slice(-2))).toEqual(
+      Buffer.concat([puback(5), Buffer.from([0x20, 0x02, 0x00, 0x05])]),
+    );
     expect(socket.destroyed).toBe(true);
   });
 

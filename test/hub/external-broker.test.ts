@@ -357,6 +357,7 @@ async function hubOnAedes(device: string, setUp: (aedes: Aedes) => void = () => 
         board: "raspberry-pi",
         link: { type: "mqtt", tokenHash: await hashToken(generateToken(), { N: 1024 }) },
         sensors: [{ id: "temp", kind: "thermometer", staleMs: 60_000 }],
+        actuators: [{ id: "led", kind: "led" }],
       },
     ],
   });
@@ -441,13 +442,9 @@ describe("external mode: a dropped connection with the hub's own publishes unack
     try {
       await device.publishAsync("ganglion/drop-1/status", "online", { qos: 1, retain: true });
       await until(() => hub.device("drop-1")?.status === "online", 10_000, "drop-1 online");
-      await device.publishAsync(
-        "ganglion/drop-1/telemetry/temp",
-        JSON.stringify({ value: 21, ts: Date.now(), seq: 1 }),
-        { qos: 1 },
-      );
-      // The sensor's retained state/temp (QoS 1) is now in flight from the hub, never acknowledged.
-      await until(() => held.some((t) => t.endsWith("/state/temp")), 10_000, "the hub publishing state/temp");
+      // A command (QoS 1 cmd/led) is now in flight from the hub, never acknowledged; the device is not listening.
+      const command = hub.command("drop-1", { target: "led", op: "on" }).catch((err: unknown) => err);
+      await until(() => held.some((t) => t.endsWith("/cmd/led")), 10_000, "the hub publishing cmd/led");
       expect(hubConnects).toBe(1);
       holdHubPublishes = false;
       // The broker drops the hub's connection.
@@ -464,6 +461,7 @@ describe("external mode: a dropped connection with the hub's own publishes unack
         10_000,
         "the reading after the drop in the history",
       );
+      await command; // it ends unanswered (timeout or offline); the test only needed it in flight
     } finally {
       device.end(true);
       await close();
