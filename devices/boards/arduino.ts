@@ -54,7 +54,10 @@ import {
 
 /** Firmata must be ready (version, firmware, capabilities, analog map) this long after the port opened. */
 export const HANDSHAKE_MS = 8000;
-/** The heartbeat period the hub asks for; the board is silent after 3 of them without one. */
+/**
+ * The heartbeat period the hub asks for unless the device sets `heartbeatMs` (fleet.yaml); the board is silent after
+ * 3 of them without one.
+ */
 export const HEARTBEAT_MS = 1000;
 /** A command's write must be confirmed by the board (a pin-state answer) within this long. */
 const CONFIRM_MS = 5000;
@@ -178,6 +181,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
   };
 
   const sampling = samplingMs(config);
+  const heartbeatMs = config.heartbeatMs ?? HEARTBEAT_MS;
 
   const stopBlink = (out: Output) => {
     if (out.blink !== null) clock().clearTimeout(out.blink);
@@ -246,7 +250,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
     state.beats++;
     const last = state.lastBeat;
     state.lastBeat = beat;
-    state.silenceMs = 3 * (beat.intervalMs || HEARTBEAT_MS);
+    state.silenceMs = 3 * (beat.intervalMs || heartbeatMs);
     arm(state, "silenceTimer", { t: "silence-check" }, state.silenceMs);
     const rebooted = last === null ? beat.seq === 0 : beat.seq === 0 || beat.uptimeMs < last.uptimeMs;
     if (rebooted) {
@@ -266,8 +270,8 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
         reapplyIntended(state);
       }
     }
-    if (beat.intervalMs !== HEARTBEAT_MS && state.io !== null && state.phase === "ready") {
-      state.io.sysexCommand(heartbeatIntervalCommand(HEARTBEAT_MS));
+    if (beat.intervalMs !== heartbeatMs && state.io !== null && state.phase === "ready") {
+      state.io.sysexCommand(heartbeatIntervalCommand(heartbeatMs));
     }
     if (state.phase === "ready") setOnline();
   };
@@ -301,7 +305,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
               handshakeTimer: null,
               pokeTimer: null,
               silenceTimer: null,
-              silenceMs: 3 * HEARTBEAT_MS,
+              silenceMs: 3 * heartbeatMs,
               heartbeats: false,
               lastBeat: null,
               beats: 0,
@@ -425,7 +429,7 @@ export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildS
                 }
                 reapplyIntended(state);
                 if (state.heartbeats) {
-                  io.sysexCommand(heartbeatIntervalCommand(HEARTBEAT_MS)); // also asks for one now
+                  io.sysexCommand(heartbeatIntervalCommand(heartbeatMs)); // also asks for one now
                   arm(state, "silenceTimer", { t: "silence-check" }, state.silenceMs);
                 } else {
                   log.warn(

@@ -108,10 +108,18 @@ export function resolvePins(
   return { inputs, outputs, problems };
 }
 
-/** Analog sampling period: twice per the fastest analog sensor's period, within the firmware's 19 ms .. 1 s. */
+/** The longest sampling interval Firmata's SAMPLING_INTERVAL carries (14 bits) and the firmware accepts. */
+export const MAX_SAMPLING_MS = 16_383;
+
+/**
+ * Analog sampling period: twice per the fastest analog sensor's period (so a fresh value is there at each of the
+ * board actor's samples), within 19 ms .. {@link MAX_SAMPLING_MS}; 1 s on a board without analog sensors. Every
+ * analog report is a frame the hub parses, so a board read every minute is sampled every 16 s, not every second.
+ */
 export function samplingMs(config: DeviceConfig): number {
   const periods = config.sensors.filter((s) => ANALOG_KINDS.has(s.kind)).map((s) => s.periodMs);
-  return Math.max(19, Math.min(1000, Math.floor(Math.min(...periods, 2000) / 2)));
+  if (periods.length === 0) return 1000;
+  return Math.max(19, Math.min(MAX_SAMPLING_MS, Math.floor(Math.min(...periods) / 2)));
 }
 
 /** Pin modes, sampling and reporting: sent after the handshake and again after every board reset. */

@@ -60,6 +60,11 @@ const positiveMs = (what: string) =>
     .int({ error: `expected ${what} as whole milliseconds` })
     .positive({ error: `expected ${what} > 0 ms` });
 
+/** A serial board's heartbeat period (device `heartbeatMs`): the firmware takes 14 bits; below 100 ms it is all chatter. */
+export const MIN_SERIAL_HEARTBEAT_MS = 100;
+export const MAX_SERIAL_HEARTBEAT_MS = 16_383;
+const HEARTBEAT_MS_RANGE = `${MIN_SERIAL_HEARTBEAT_MS}-${MAX_SERIAL_HEARTBEAT_MS} ms, the firmware's range`;
+
 /** An Arduino pin: a number, or an analog name `A0`..`A15`. */
 const pin = z.union([z.number().int().min(0).max(69), z.string().regex(/^A(?:[0-9]|1[0-5])$/)], {
   error: "expected a pin number (0-69) or an analog pin A0..A15",
@@ -229,6 +234,16 @@ export const DeviceSchema = z
      * backoff, and it is `online` again as soon as it reports (devices/links/mqtt-link.ts); default 60000.
      */
     downAfterMs: positiveMs("downAfterMs").optional(),
+    /**
+     * A serial board's heartbeat period, which the hub sets on the Ganglion firmware (sysex 0x0A, whose 14 bits
+     * cap it at 16383 ms); the board is silent, and its link restarted, after 3 periods without one. Default 1000.
+     */
+    heartbeatMs: z
+      .number({ error: `expected heartbeatMs in milliseconds (${HEARTBEAT_MS_RANGE})` })
+      .int({ error: `expected heartbeatMs as whole milliseconds (${HEARTBEAT_MS_RANGE})` })
+      .min(MIN_SERIAL_HEARTBEAT_MS, { error: `expected heartbeatMs in ${HEARTBEAT_MS_RANGE}` })
+      .max(MAX_SERIAL_HEARTBEAT_MS, { error: `expected heartbeatMs in ${HEARTBEAT_MS_RANGE}` })
+      .optional(),
     sensors: z.array(SensorSchema).default([]),
     actuators: z.array(ActuatorSchema).default([]),
   })
@@ -243,6 +258,14 @@ export const DeviceSchema = z
         path: ["downAfterMs"],
         message:
           "expected downAfterMs only on an mqtt device (a serial board is down as soon as its port is gone)",
+      });
+    }
+    if (device.heartbeatMs !== undefined && device.link.type !== "serial") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["heartbeatMs"],
+        message:
+          "expected heartbeatMs only on a serial board (an mqtt device's heartbeat is hub.heartbeatMs; its silence, silenceMs)",
       });
     }
     if (!isPi && device.link.type !== "serial") {

@@ -14,6 +14,7 @@
  * freezes the LM35's voltage (`stuck`) or adds ±100 ADC counts (±49 °C, about 30 % of its range) of jitter (`noise`).
  */
 import { Duplex } from "node:stream";
+import { type BoardClock, PeriodicTask, sharedBoardClock, type Ticking } from "./board-clock.ts";
 
 const REPORT_VERSION = 0xf9;
 const SYSEX_START = 0xf0;
@@ -108,16 +109,16 @@ export function newFirmataCounters(): FirmataCounters {
   return { open: 0, configured: 0, analogReports: 0, heartbeats: 0, writes: 0 };
 }
 
-/** One board model. */
-export class FirmataBoard {
+/** One board model. Its sampling and heartbeats run on a {@link BoardClock} shared with the other boards. */
+export class FirmataBoard implements Ticking {
   private port: Duplex | null = null;
   /** Pin modes (`[0, PIN_COUNT)`) and levels (`[PIN_COUNT, 2 × PIN_COUNT)`): one typed array, not two. */
   private readonly pins = new Uint16Array(2 * PIN_COUNT);
   private analogReporting = 0; // bit per channel
   private samplingMs = 19;
-  private sampleTimer: NodeJS.Timeout | null = null;
+  private readonly sampler = new PeriodicTask(this);
   private heartbeatMs = 0;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private readonly heart = new PeriodicTask(this);
   private beatSeq = 0;
   private bootedAt = Date.now();
   private samples = 0;
@@ -135,6 +136,7 @@ export class FirmataBoard {
     /** Phase of this board's temperature drift. */
     private readonly index: number,
     private readonly counters: FirmataCounters,
+    private readonly clock: BoardClock = sharedBoardClock,
   ) {
     for (let pin = FIRST_ANALOG_PIN; pin < PIN_COUNT; pin++) this.pins[pin] = MODE.ANALOG;
   }
@@ -223,10 +225,14 @@ export class FirmataBoard {
   }
 
   private stopTimers(): void {
-    if (this.sampleTimer !== null) clearInterval(this.sampleTimer);
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
-    this.sampleTimer = null;
-    this.heartbeatTimer = null;
+    this.clock.stop(this.sampler);
+    this.clock.stop(this.heart);
+  }
+
+  /** Called by the clock when sampling or the heartbeat is due. */
+  tick(task: PeriodicTask): void {
+    if (task === this.sampler) this.sample();
+    else this.beat();
   }
 
   private send(bytes: Buffer | number[]): void {
@@ -322,14 +328,14 @@ export class FirmataBoard {
     } else if (command === GANGLION_HEARTBEAT) {
       this.heartbeatMs = (data[1] ?? 0) | ((data[2] ?? 0) << 7);
       this.beat();
-      if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
-      this.heartbeatTimer = this.heartbeatMs > 0 ? setInterval(() => this.beat(), this.heartbeatMs) : null;
+      if (this.heartbeatMs > 0) this.clock.every(this.heart, this.heartbeatMs);
+      else this.clock.stop(this.heart);
     }
   }
 
   private armSampling(): void {
-    if (this.sampleTimer !== null) clearInterval(this.sampleTimer);
-    this.sampleTimer = this.analogReporting === 0 ? null : setInterval(() => this.sample(), this.samplingMs);
+    if (this.analogReporting === 0) this.clock.stop(this.sampler);
+    else this.clock.every(this.sampler, this.samplingMs);
   }
 
   private sample(): void {

@@ -10,9 +10,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { MAX_SERIAL_HEARTBEAT_MS } from "../../hub/config/schema.ts";
 import { type DeviceInput, FleetConfigSchema } from "../../hub/config.ts";
 import type { SerialOpener } from "../../hub/context.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { BoardClock } from "./board-clock.ts";
 import { type AnalogFault, FirmataBoard, type FirmataCounters, newFirmataCounters } from "./firmata-board.ts";
 import { LOAD_SENSOR, loadDeviceId } from "./fleet.ts";
 
@@ -56,6 +58,15 @@ export interface InProcessLoad {
   stop(): Promise<void>;
 }
 
+/**
+ * The heartbeat period of a load board reporting every `periodMs`: the default 1 s up to rate 1, one heartbeat per
+ * reading below it (up to the firmware's 16383 ms), so a slow board costs the hub a fraction of a frame a second
+ * instead of a heartbeat every second. Silence is still noticed after 3 of them.
+ */
+export function loadHeartbeatMs(periodMs: number): number {
+  return Math.min(MAX_SERIAL_HEARTBEAT_MS, Math.max(1000, periodMs));
+}
+
 /** The fleet-file entry of one Firmata load board: an Uno with an LM35 on A0 sampled at `rate`. */
 export function loadUnoEntry(id: string, rate: number): DeviceInput {
   const periodMs = Math.max(20, Math.round(1000 / rate));
@@ -63,6 +74,7 @@ export function loadUnoEntry(id: string, rate: number): DeviceInput {
     id,
     board: "arduino-uno",
     link: { type: "serial", path: `/dev/ganglion-load/${id}` },
+    heartbeatMs: loadHeartbeatMs(periodMs),
     sensors: [
       {
         id: LOAD_SENSOR,
@@ -89,8 +101,9 @@ export async function startInProcessLoad(options: InProcessOptions): Promise<InP
   const counters = newFirmataCounters();
   const boards: FirmataBoard[] = [];
   const byId = new Map<string, FirmataBoard>();
+  const clock = new BoardClock();
   for (let i = 0; i < options.devices; i++) {
-    const board = new FirmataBoard(loadDeviceId(i, options.devices), i, counters);
+    const board = new FirmataBoard(loadDeviceId(i, options.devices), i, counters, clock);
     boards.push(board);
     byId.set(board.id, board);
   }

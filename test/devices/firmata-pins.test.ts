@@ -78,12 +78,22 @@ describe("readings and ops", () => {
     expect(convert(pot as never, 1023)).toBe(1023);
   });
 
-  it("samples analog pins twice per the fastest analog period, within 19 ms .. 1 s", () => {
+  it("samples analog pins twice per the fastest analog period, within 19 ms .. 16383 ms (Firmata's 14 bits)", () => {
     expect(samplingMs(device({ sensors: [{ id: "a", kind: "analog", pin: "A0", periodMs: 100 }] }))).toBe(50);
     expect(samplingMs(device({ sensors: [{ id: "a", kind: "analog", pin: "A0", periodMs: 10 }] }))).toBe(19);
-    expect(samplingMs(device({ sensors: [{ id: "a", kind: "analog", pin: "A0", periodMs: 60_000 }] }))).toBe(
-      1000,
+    expect(samplingMs(device({ sensors: [{ id: "a", kind: "analog", pin: "A0", periodMs: 10_000 }] }))).toBe(
+      5000,
     );
+    expect(samplingMs(device({ sensors: [{ id: "a", kind: "analog", pin: "A0", periodMs: 60_000 }] }))).toBe(
+      16_383,
+    );
+    const mixed = device({
+      sensors: [
+        { id: "a", kind: "analog", pin: "A0", periodMs: 60_000 },
+        { id: "t", kind: "thermometer", pin: "A1", periodMs: 4000 },
+      ],
+    });
+    expect(samplingMs(mixed)).toBe(2000);
     expect(samplingMs(device({ sensors: [{ id: "b", kind: "button", pin: 2 }] }))).toBe(1000);
   });
 
