@@ -109,6 +109,25 @@ export function newFirmataCounters(): FirmataCounters {
   return { open: 0, configured: 0, analogReports: 0, heartbeats: 0, writes: 0 };
 }
 
+/**
+ * The hub's end of a board's serial port. A subclass rather than `new Duplex({ read, write, destroy })`: under tsx
+ * (esbuild keepNames) each of those per-port closures would carry its own property dictionary.
+ */
+class BoardPort extends Duplex {
+  constructor(private readonly board: FirmataBoard) {
+    super();
+  }
+  override _read(): void {}
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.board.receive(chunk);
+    done();
+  }
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    this.board.portDestroyed(this);
+    done(err);
+  }
+}
+
 /** One board model. Its sampling and heartbeats run on a {@link BoardClock} shared with the other boards. */
 export class FirmataBoard implements Ticking {
   private port: Duplex | null = null;
@@ -149,17 +168,7 @@ export class FirmataBoard implements Ticking {
     if (this.unplugged) throw new Error(`${this.id}'s USB cable is pulled (simulated unplug): no such port`);
     this.close();
     this.reset();
-    const port = new Duplex({
-      read: () => undefined,
-      write: (chunk: Buffer, _enc, done) => {
-        this.receive(chunk);
-        done();
-      },
-      destroy: (err, done) => {
-        if (this.port === port) this.close();
-        done(err);
-      },
-    });
+    const port = new BoardPort(this);
     this.port = port;
     this.counters.open++;
     queueMicrotask(() => {
@@ -241,7 +250,13 @@ export class FirmataBoard implements Ticking {
     port.push(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes));
   }
 
-  private receive(chunk: Buffer): void {
+  /** The hub destroyed the port: the cable is pulled from the hub's side. */
+  portDestroyed(port: Duplex): void {
+    if (this.port === port) this.close();
+  }
+
+  /** Bytes from the hub. */
+  receive(chunk: Buffer): void {
     const bytes = this.partial.length > 0 ? [...this.partial, ...chunk] : chunk;
     this.partial = NO_BYTES;
     let i = 0;
