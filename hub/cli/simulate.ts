@@ -225,8 +225,10 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
   const log = await logger("error");
   const { mkdtempSync, rmSync } = await import("node:fs");
   const { join } = await import("node:path");
-  const { startInProcessLoad } = await import("../../simulator/load/in-process.ts");
+  const { startInProcessLoad, heapAdvice } = await import("../../simulator/load/in-process.ts");
   const { RateMeter, StatusLine } = await import("../../simulator/load/display.ts");
+  const { getHeapStatistics } = await import("node:v8");
+  const { monitorEventLoopDelay } = await import("node:perf_hooks");
   // History on tmpfs unless told otherwise: every hub event and state save is its own fsync'd commit (~3 ms on
   // this kind of disk), which would make starting 10k boards take minutes and measure the disk, not the actors.
   const shm = existsSync("/dev/shm") ? "/dev/shm" : undefined;
@@ -240,12 +242,15 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
   console.log(
     `ganglion: in-process hub with ${opts.devices} Firmata boards, ${opts.rate} readings/s each; history in ${dataDir}${ownDir && shm ? " (tmpfs; --data-dir to use a disk)" : ""}; Ctrl-C stops`,
   );
+  const advice = heapAdvice(opts.devices, getHeapStatistics().heap_size_limit);
+  if (advice !== null) console.log(`ganglion: ${advice}`);
   const line = new StatusLine(process.stdout);
   const stopped = untilStopped(opts.duration);
   let interrupted = false;
   void stopped.then(() => {
     interrupted = true;
   });
+  const startedAt = Date.now();
   try {
     const load = await startInProcessLoad({
       devices: opts.devices,
@@ -254,24 +259,42 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
       logger: log,
       onProgress: (n) => line.update(`starting boards ${n}/${opts.devices}`),
     });
-    const meter = new RateMeter();
+    line.done();
+    const startS = (Date.now() - startedAt) / 1000;
+    console.log(`ganglion: ${opts.devices} boards added in ${startS.toFixed(1)} s`);
+    const frames = new RateMeter();
+    const stored = new RateMeter();
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    lag.enable();
+    const since = { at: Date.now(), stored: load.stored() };
+    let maxLagMs = 0;
+    let peakRss = 0;
     const faulty = opts.faulty ?? 0;
     const stopChaos = faulty > 0 ? load.chaos(faulty, { everyMs: FAULT_ROUND_MS }) : undefined;
+    const expected = Math.round(opts.devices * opts.rate);
     const ticker = setInterval(() => {
       const c = load.counters;
-      const rate = meter.rate(c.analogReports);
       const s = load.statuses();
       const f = load.activeFaults();
+      const rss = process.memoryUsage.rss();
+      peakRss = Math.max(peakRss, rss);
+      const p99 = lag.percentile(99) / 1e6;
+      maxLagMs = Math.max(maxLagMs, lag.max / 1e6);
+      lag.reset();
       line.update(
-        `connected ${c.configured}/${opts.devices} · online ${s.online} offline ${s.offline} down ${s.down} · ${Math.round(rate)} msgs/s (analog reports) · heartbeats ${c.heartbeats}${faulty > 0 ? ` · faults: unplugged ${f.unplug}, stuck ${f.stuck}, noise ${f.noise}` : ""}`,
+        `connected ${c.configured}/${opts.devices} · online ${s.online} offline ${s.offline} down ${s.down} · stored ${Math.round(stored.rate(load.stored()))}/s of ${expected} · ${Math.round(frames.rate(c.analogReports + c.heartbeats))} frames/s · lag p99 ${Math.round(p99)} ms · RSS ${Math.round(rss / 1e6)} MB${faulty > 0 ? ` · faults: unplugged ${f.unplug}, stuck ${f.stuck}, noise ${f.noise}` : ""}`,
       );
     }, 1000);
     if (!interrupted) await stopped;
     clearInterval(ticker);
+    lag.disable();
     stopChaos?.();
     line.done();
+    const ranS = (Date.now() - since.at) / 1000;
     const online = load.online();
-    console.log(`ganglion: stopping; ${online}/${opts.devices} devices online in the hub`);
+    console.log(
+      `ganglion: stopping; ${online}/${opts.devices} devices online in the hub; ${Math.round((load.stored() - since.stored) / Math.max(ranS, 1e-3))} readings/s stored of ${expected} expected over ${Math.round(ranS)} s after the start; peak RSS ${Math.round(peakRss / 1e6)} MB (${(peakRss / opts.devices / 1024).toFixed(1)} KB a board); event loop lag up to ${Math.round(maxLagMs)} ms`,
+    );
     await load.stop();
     console.log("ganglion: stopped");
   } finally {

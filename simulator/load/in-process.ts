@@ -44,6 +44,8 @@ export interface InProcessLoad {
   counters: FirmataCounters;
   /** Devices the hub shows online. */
   online(): number;
+  /** Readings the hub has committed to its history since it started. */
+  stored(): number;
   /** Devices by the hub's status. */
   statuses(): { online: number; offline: number; down: number };
   /** Injects a fault on one board; returns its undo (plug the cable back in, free the pin). */
@@ -65,6 +67,23 @@ export interface InProcessLoad {
  */
 export function loadHeartbeatMs(periodMs: number): number {
   return Math.min(MAX_SERIAL_HEARTBEAT_MS, Math.max(1000, periodMs));
+}
+
+/**
+ * V8 heap an in-process board takes at its peak (hub actors, firmata-io, fleet state, the model): ~27 KB after GC
+ * at 100k boards (Node 20), and the collector needs room above that.
+ */
+export const HEAP_PER_BOARD_BYTES = 40 * 1024;
+
+/**
+ * What to tell the user when `devices` boards will not fit this process's heap limit with a quarter to spare (a
+ * heap near its limit spends its time collecting), or `null` when they will.
+ */
+export function heapAdvice(devices: number, heapLimitBytes: number): string | null {
+  const need = devices * HEAP_PER_BOARD_BYTES;
+  if (need * 1.25 <= heapLimitBytes) return null;
+  const mb = Math.ceil((need * 1.25) / 2 ** 30) * 1024;
+  return `${devices} boards take ~${(need / 2 ** 30).toFixed(1)} GB of V8 heap and this process may use ${(heapLimitBytes / 2 ** 30).toFixed(1)} GB; run it with NODE_OPTIONS=--max-old-space-size=${mb}`;
 }
 
 /** The fleet-file entry of one Firmata load board: an Uno with an LM35 on A0 sampled at `rate`. */
@@ -193,14 +212,19 @@ export async function startInProcessLoad(options: InProcessOptions): Promise<InP
     hub,
     boards,
     counters,
+    stored: () => hub.context.store.stats.inserted,
+    // From the fleet state by id: hub.devices() builds a view of every device, too much once a second at 100k.
     online: () => {
       let n = 0;
-      for (const d of hub.devices()) if (d.status === "online") n++;
+      for (const b of boards) if (hub.context.state.status(b.id) === "online") n++;
       return n;
     },
     statuses: () => {
       const n = { online: 0, offline: 0, down: 0 };
-      for (const d of hub.devices()) n[d.status]++;
+      for (const b of boards) {
+        const status = hub.context.state.status(b.id);
+        if (status !== undefined) n[status]++;
+      }
       return n;
     },
     inject,

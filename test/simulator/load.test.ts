@@ -9,7 +9,7 @@ import { FleetConfigSchema, loadFleetConfig, parseTokensFile, verifyToken } from
 import { type RunningHub, startHub } from "../../hub/hub.ts";
 import type { FirmataBoard } from "../../simulator/load/firmata-board.ts";
 import { generateLoadFleet, LOAD_SENSOR, writeLoadFleet } from "../../simulator/load/fleet.ts";
-import { startInProcessLoad } from "../../simulator/load/in-process.ts";
+import { heapAdvice, loadUnoEntry, startInProcessLoad } from "../../simulator/load/in-process.ts";
 import { LoadRun } from "../../simulator/load/run.ts";
 import { faultCount, summaryLine } from "../../simulator/load/stats.ts";
 
@@ -207,6 +207,23 @@ describe("in-process load mode", () => {
   }, 120_000);
 });
 
+describe("in-process load mode at scale", () => {
+  it("says how to raise V8's heap when the boards will not fit, and nothing when they will", () => {
+    const gb = 2 ** 30;
+    expect(heapAdvice(10_000, 4 * gb)).toBeNull();
+    expect(heapAdvice(100_000, 4 * gb)).toBe(
+      "100000 boards take ~3.8 GB of V8 heap and this process may use 4.0 GB; run it with NODE_OPTIONS=--max-old-space-size=5120",
+    );
+    expect(heapAdvice(200_000, 4 * gb)).toMatch(/--max-old-space-size=10240$/);
+  });
+
+  it("slow boards beat once per reading (up to the firmware's 16383 ms), never below the default 1 s", () => {
+    expect(loadUnoEntry("b", 5).heartbeatMs).toBe(1000);
+    expect(loadUnoEntry("b", 0.1).heartbeatMs).toBe(10_000);
+    expect(loadUnoEntry("b", 0.01).heartbeatMs).toBe(16_383);
+  });
+});
+
 describe("in-process load mode with physical faults", () => {
   it("a pulled cable backs the link off to down and the board returns when plugged; a stuck or noisy LM35 is faulty, then ok", async () => {
     const load = await startInProcessLoad({
@@ -379,6 +396,11 @@ describe("ganglion simulate (CLI)", () => {
     expect(ran.code).toBe(0);
     expect(ran.stdout).toContain("--faulty: 2 boards at a time with a pulled cable, a stuck or a noisy LM35");
     expect(ran.stdout).toMatch(/faults: unplugged 1, stuck 1, noise 0/);
+    expect(ran.stdout).toMatch(/ganglion: 10 boards added in \d+\.\d s/);
+    // The summary: what the hub stored against what the boards were asked for, and what it cost.
+    expect(ran.stdout).toMatch(
+      /ganglion: stopping; \d+\/10 devices online in the hub; \d+ readings\/s stored of 20 expected over \d+ s after the start; peak RSS \d+ MB/,
+    );
     expect(ran.stdout).toContain("ganglion: stopped");
     const bad = await cli(["simulate", "--devices", "3", "--in-process", "--faulty", "150%"]);
     expect(bad.code).not.toBe(0);
