@@ -83,8 +83,9 @@ export class BoardClock {
       this.slots.delete(tick);
       for (const task of slot) {
         if (task.due !== tick) continue; // moved or stopped since
-        // Placed before it runs, so the run may stop or re-time it.
-        this.place(task, Math.max(tick + task.periodTicks, now + 1));
+        // Placed before it runs, so the run may stop or re-time it. Late (the loop stalled): a period from now.
+        const next = tick + task.periodTicks;
+        this.place(task, next > now ? next : now + task.periodTicks);
         task.owner.tick(task);
       }
     }

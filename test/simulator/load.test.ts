@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt from "mqtt";
 import pino from "pino";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { FleetConfigSchema, loadFleetConfig, parseTokensFile, verifyToken } from "../../hub/config.ts";
 import { type RunningHub, startHub } from "../../hub/hub.ts";
+import { BoardClock, PeriodicTask } from "../../simulator/load/board-clock.ts";
 import type { FirmataBoard } from "../../simulator/load/firmata-board.ts";
 import { generateLoadFleet, LOAD_SENSOR, writeLoadFleet } from "../../simulator/load/fleet.ts";
 import { heapAdvice, loadUnoEntry, startInProcessLoad } from "../../simulator/load/in-process.ts";
@@ -205,6 +206,44 @@ describe("in-process load mode", () => {
       "timers cleared",
     );
   }, 120_000);
+});
+
+describe("BoardClock (the load boards' shared timer)", () => {
+  it("runs each task at its period, never a stopped one, and after a stall once, then on its cadence", () => {
+    vi.useFakeTimers();
+    try {
+      let now = 0;
+      const clock = new BoardClock(10, () => now);
+      const fired: string[] = [];
+      const owner = (name: string) => ({ tick: () => fired.push(`${name}@${now}`) });
+      const a = new PeriodicTask(owner("a"));
+      const b = new PeriodicTask(owner("b"));
+      clock.every(a, 100);
+      clock.every(b, 250);
+      const advance = (ms: number) => {
+        for (let i = 0; i < ms / 10; i++) {
+          now += 10;
+          vi.advanceTimersByTime(10);
+        }
+      };
+      advance(500);
+      expect(fired).toEqual(["a@100", "a@200", "b@250", "a@300", "a@400", "b@500", "a@500"]);
+      fired.length = 0;
+      clock.stop(b);
+      clock.every(a, 200); // re-timed: the old schedule is dropped
+      advance(400);
+      expect(fired).toEqual(["a@700", "a@900"]);
+      fired.length = 0;
+      now += 1000; // the event loop stalls for a second: a fires once, then every 200 ms from there
+      advance(400);
+      expect(fired).toEqual(["a@1910", "a@2110"]);
+      clock.stop(a);
+      expect(clock.size).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 describe("in-process load mode at scale", () => {
