@@ -215,14 +215,26 @@ class ArduinoBoardServer {
     input.fresh = false;
   }
 
-  /** Routes firmata-io's events for our pins to this actor's mailbox (once per Firmata instance). */
-
+  /**
+   * Routes firmata-io's events for our pins (once per Firmata instance). An analog pin reports at every sampling
+   * interval and only its latest value matters, read at the sensor's next `sample`: the listener latches it in the
+   * input, as a port driver's buffer would, instead of a mailbox message per report (two a period per sensor,
+   * most of a load board's messages). A digital change is news and goes through the mailbox.
+   */
   private listen(state: State, io: FirmataIo) {
     const self = state.self;
     for (const input of state.inputs.values()) {
+      if (input.channel !== null) {
+        io.on(`analog-read-${input.channel}`, (value: number) => {
+          input.latest = value;
+          input.fresh = true;
+        });
+        continue;
+      }
       const sensor = input.config.id;
-      const event = input.channel !== null ? `analog-read-${input.channel}` : `digital-read-${input.pin}`;
-      io.on(event, (value: number) => send(self, { t: "input", sensor, value } satisfies Info));
+      io.on(`digital-read-${input.pin}`, (value: number) =>
+        send(self, { t: "input", sensor, value } satisfies Info),
+      );
     }
   }
 
@@ -531,7 +543,7 @@ class ArduinoBoardServer {
         const changed = input.latest !== m.value;
         input.latest = m.value;
         input.fresh = true;
-        if (changed && input.channel === null) this.forward(input); // a button press is news now
+        if (changed) this.forward(input); // a button press is news now
         return state;
       }
       case "sample": {
