@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 // Entry point for `npm start`, `npx ganglion` and a global install: runs the TypeScript CLI through tsx's loader,
-// with the Node flags in node-flags.json (bench/fleet.ts runs its hub with the same ones):
-// --heap-growing-percent=50 lets V8's old generation grow by 1.5× between full collections instead of up to 4×.
-// A hub's garbage arrives in bursts (10k devices logging in after a restart: aedes's per-connection stream
-// pipelines), and at 4× the heap reached ~480 MB before V8 first collected it (10k devices peaked at 535-590 MB
-// RSS; with 1.5×, 425-446 MB), for incremental marking steps that cost no measurable throughput (bench fleet).
+// with the Node flags in node-flags.json (bench/node-flags.ts starts the benches' hubs with the same ones):
+// --expose-gc lets the hub request a full collection after each 1,000 logins (hub/broker/login-gc.ts), so a fleet
+// logging in at once does not grow the heap 4x before V8 first collects it (10k devices: ~435 MB RSS, was 535-590).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";

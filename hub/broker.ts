@@ -30,6 +30,7 @@ import { type Logger, pino } from "pino";
 import { checkPublish, checkSubscribe, type Identity, parseDeviceTopic } from "./broker/acl.ts";
 import { Credentials, type DeviceCredential, HUB_USERNAME } from "./broker/credentials.ts";
 import { AclError, MqttPortInUseError, PersistError } from "./broker/errors.ts";
+import { loginCollector } from "./broker/login-gc.ts";
 import { FrameError, FrameGuard } from "./broker/frame-guard.ts";
 import { indexRetained } from "./broker/retained.ts";
 import type { FleetConfig } from "./config.ts";
@@ -461,7 +462,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
   const deviceField = (identity: Identity | undefined) =>
     identity?.kind === "device" ? identity.id : undefined;
 
+  const noteLogin = loginCollector();
   aedes.on("clientReady", (client) => {
+    noteLogin();
     const info = infoOf(client);
     if (!info) return;
     log.info(
