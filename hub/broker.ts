@@ -30,8 +30,8 @@ import { type Logger, pino } from "pino";
 import { checkPublish, checkSubscribe, type Identity, parseDeviceTopic } from "./broker/acl.ts";
 import { Credentials, type DeviceCredential, HUB_USERNAME } from "./broker/credentials.ts";
 import { AclError, MqttPortInUseError, PersistError } from "./broker/errors.ts";
-import { loginCollector } from "./broker/login-gc.ts";
 import { FrameError, FrameGuard } from "./broker/frame-guard.ts";
+import { loginCollector } from "./broker/login-gc.ts";
 import { indexRetained } from "./broker/retained.ts";
 import type { FleetConfig } from "./config.ts";
 
