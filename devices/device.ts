@@ -3,10 +3,10 @@
  * the board protocol and the part actors after it, while a failing sensor restarts alone under Sensors.
  */
 import type { DeviceConfig } from "../hub/config.ts";
-import type { HubContext } from "../hub/context.ts";
-import { type ChildSpec, startSupervisor } from "../hub/runtime/index.ts";
-import { arduinoBoardChild } from "./boards/arduino.ts";
-import { piBoardChild } from "./boards/pi.ts";
+import { boardName, type HubContext } from "../hub/context.ts";
+import { type ChildSpec, type GenServerSpec, startServer, startSupervisor } from "../hub/runtime/index.ts";
+import { ArduinoBoardServer } from "./boards/arduino.ts";
+import { PiBoardServer } from "./boards/pi.ts";
 import { mqttLinkChild } from "./links/mqtt-link.ts";
 import { serialLinkChild } from "./links/serial-link.ts";
 import { actuatorChild } from "./sensors/actuator.ts";
@@ -33,7 +33,7 @@ export function deviceChild(hub: HubContext, config: DeviceConfig): ChildSpec {
           strategy: "rest_for_one",
           children: [
             serial ? serialLinkChild(hub, config) : mqttLinkChild(hub, config),
-            serial ? arduinoBoardChild(hub, config) : piBoardChild(hub, config),
+            serial ? boardChild(hub, config, ArduinoBoardServer) : boardChild(hub, config, PiBoardServer),
             {
               id: "sensors",
               type: "supervisor",
@@ -48,6 +48,25 @@ export function deviceChild(hub: HubContext, config: DeviceConfig): ChildSpec {
         },
         { path: ctx.path, link: ctx.parent },
       );
+    },
+  };
+}
+
+/** The child spec of a device's board actor (registered as `board:<id>`): a fresh `Server` on every start. */
+function boardChild<S, Q, R, C>(
+  hub: HubContext,
+  config: DeviceConfig,
+  Server: new (hub: HubContext, config: DeviceConfig) => GenServerSpec<S, undefined, Q, R, C>,
+): ChildSpec {
+  return {
+    id: "board",
+    // Method syntax, not `start: (ctx) =>`: tsx (esbuild keepNames) gives each named arrow its own name property.
+    start(ctx) {
+      return startServer(new Server(hub, config), undefined, {
+        link: ctx.parent,
+        label: ctx.path,
+        name: { via: hub.names, key: boardName(config.id) },
+      });
     },
   };
 }

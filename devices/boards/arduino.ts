@@ -13,9 +13,8 @@
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { DeviceConfig } from "../../hub/config.ts";
-import { boardName, type HubContext, linkName, partName } from "../../hub/context.ts";
+import { type HubContext, linkName, partName } from "../../hub/context.ts";
 import {
-  type ChildSpec,
   call,
   type From,
   getClock,
@@ -25,7 +24,6 @@ import {
   reply,
   replyWith,
   send,
-  startServer,
   type TimerHandle,
 } from "../../hub/runtime/index.ts";
 import type { ReadingValue } from "../../hub/store.ts";
@@ -121,27 +119,12 @@ type Info =
 
 type Request = (BoardCommand & { id: string }) | { t: "stats" };
 
-/** The child spec of an Arduino's board actor. */
-export function arduinoBoardChild(hub: HubContext, config: DeviceConfig): ChildSpec {
-  return {
-    id: "board",
-    // Method syntax, not `start: (ctx) =>`: tsx (esbuild keepNames) gives each named arrow its own name property.
-    start(ctx) {
-      return startServer(new ArduinoBoardServer(hub, config), undefined, {
-        link: ctx.parent,
-        label: ctx.path,
-        name: { via: hub.names, key: boardName(config.id) },
-      });
-    },
-  };
-}
-
 /**
  * The board actor's GenServer callbacks. A class rather than a spec object of closures: its methods are shared by
  * every board (under tsx, esbuild's keepNames gives each per-board named closure its own property dictionary, ~25
  * of them a board). Its logger is made on first use: most boards never log.
  */
-class ArduinoBoardServer {
+export class ArduinoBoardServer {
   private logger: Logger | null = null;
   private readonly sampling: number;
   private readonly heartbeatMs: number;

@@ -11,9 +11,8 @@
  */
 import type { Logger } from "pino";
 import type { DeviceConfig } from "../../hub/config.ts";
-import { boardName, type HubContext, partName } from "../../hub/context.ts";
+import { type HubContext, partName } from "../../hub/context.ts";
 import {
-  type ChildSpec,
   call,
   type From,
   getClock,
@@ -21,7 +20,6 @@ import {
   type Pid,
   reply,
   replyWith,
-  startServer,
   type TimerHandle,
 } from "../../hub/runtime/index.ts";
 import type { ReadingValue } from "../../hub/store.ts";
@@ -114,27 +112,12 @@ export function isNewRun(last: Run, beat: AgentBeat, now: number): boolean {
   return beat.uptimeMs + RUN_TOLERANCE_MS < last.uptimeMs + (now - last.seenAt);
 }
 
-/** The child spec of a Pi's board actor. */
-export function piBoardChild(hub: HubContext, config: DeviceConfig): ChildSpec {
-  return {
-    id: "board",
-    // Method syntax, not `start: (ctx) =>`: tsx (esbuild keepNames) gives each named arrow its own name property.
-    start(ctx) {
-      return startServer(new PiBoardServer(hub, config), undefined, {
-        link: ctx.parent,
-        label: ctx.path,
-        name: { via: hub.names, key: boardName(config.id) },
-      });
-    },
-  };
-}
-
 /**
  * The board actor's GenServer callbacks. A class rather than a spec object of closures: its methods are shared by
  * every Pi (10k boards would otherwise hold ~7 function objects each, each with a property dictionary under tsx).
  * Its logger is made on first use: most boards never log.
  */
-class PiBoardServer {
+export class PiBoardServer {
   private logger: Logger | null = null;
 
   constructor(

@@ -13,21 +13,7 @@ import { FleetConfigError, FleetConfigSchema, parseFleetConfig } from "../../hub
 import type { SerialOpener } from "../../hub/context.ts";
 import { startHub } from "../../hub/hub.ts";
 import { FirmataBoard, newFirmataCounters } from "../../simulator/load/firmata-board.ts";
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-async function until<T>(
-  check: () => T | undefined | null | false,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+import { until } from "../runtime/helpers.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
