@@ -114,7 +114,15 @@ export function actuatorChild(hub: HubContext, device: string, config: ActuatorC
             // Not `ok` while the device has no link (devices/presence.ts).
             const health = healthAtStart(hub, device);
             hub.state.setHealth(device, config.id, health);
-            if (initial !== null) hub.state.setReading(device, config.id, initial, getClock().now(), health);
+            if (initial !== null) {
+              hub.state.setReading(device, config.id, initial, getClock().now(), health);
+              // After a link restart (rest_for_one) a Firmata handshake can complete before this actuator is back,
+              // and the board's re-apply then finds nobody to ask: offer the intended state to the board too. A
+              // board that is not ready, or drives pins itself (a Pi's agent), ignores it.
+              hub.names
+                .whereis(boardName(device))
+                ?.proc?.deliver({ t: "apply", intended: [[config.id, initial]] });
+            }
             return { intended: initial };
           },
           handleCall: async (req: ActuatorCommand | { t: "intended" }, _from, state: State) => {
