@@ -16,6 +16,7 @@
  * starting 10k devices writes ~50k fsync'd events (minutes here), and RSS does not depend on where the file is.
  *
  * `FLEET_BENCH_PROFILE=<dir>` runs the hub processes under `node --cpu-prof` and leaves the profiles there.
+ * `FLEET_BENCH_HUB_FLAGS="<flags>"` adds Node flags to the hub processes (`--trace-gc`, `--heap-prof`, …).
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -134,6 +135,8 @@ async function serveChild(kind: "hub" | "aedes", options: Record<string, unknown
   // ~1 MB stack overflows ("Maximum call stack size exceeded" in mqemitter/aedes). A 6 MB stack (ulimit -s is
   // 8 MB) lets it finish the run; the hub runs with Node's defaults.
   if (kind === "aedes") execArgs.push("--stack-size=6000");
+  // FLEET_BENCH_HUB_FLAGS="--trace-gc …": extra Node flags for the hub processes, for experiments.
+  if (kind === "hub") execArgs.push(...(process.env.FLEET_BENCH_HUB_FLAGS?.split(/\s+/).filter(Boolean) ?? []));
   if (profile && kind === "hub") {
     mkdirSync(profile, { recursive: true });
     execArgs.push("--cpu-prof", "--cpu-prof-dir", profile);

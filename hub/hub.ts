@@ -20,7 +20,7 @@ import type { HubContext, SerialOpener } from "./context.ts";
 import { partName } from "./context.ts";
 import { eventsChild, recordEvent, type TreeRoot } from "./events.ts";
 import { FaultBook } from "./faults/book.ts";
-import { driverFaultTable, type PhysicalFaults } from "./faults/contract.ts";
+import { DRIVER_REPAIRED, driverFaultTable, type PhysicalFaults } from "./faults/contract.ts";
 import { FleetState } from "./fleet-state.ts";
 import {
   type ChildSpec,
@@ -150,7 +150,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     log,
     heartbeatMs: settings.heartbeatMs,
     serialOpener: options.serialOpener ?? serialportOpener(),
-    driverFaults: driverFaultTable(),
+    // A sensor whose driver fault is cleared re-reads its newest reading at once (its restart left it waiting).
+    driverFaults: driverFaultTable((device, sensor) =>
+      names.whereis(partName(device, sensor))?.proc?.deliver(DRIVER_REPAIRED),
+    ),
     emit: (event: HubEvent) => recordEvent(hub, event),
   };
 

@@ -750,6 +750,17 @@ export class HistoryStore {
     return out;
   }
 
+  /** The newest committed reading of one sensor (one index seek), or `undefined` if it has none. */
+  latestOf(device: string, sensor: string): StoredReading | undefined {
+    this.assertOpen();
+    const entry = this.sensors.get(`${device}\0${sensor}`);
+    if (entry === undefined) return undefined;
+    const row = this.stmts.latest.get(entry.id) as
+      | { ts: number; seq: number | null; value: string }
+      | undefined;
+    return row && { ts: row.ts, seq: row.seq, value: JSON.parse(row.value) as ReadingValue };
+  }
+
   /** Rows currently kept for a sensor (from the counter, not a scan). */
   rowCount(device: string, sensor: string): number {
     return this.sensors.get(`${device}\0${sensor}`)?.rows ?? 0;

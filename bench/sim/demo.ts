@@ -209,10 +209,14 @@ function recoveryRows(
 ): Row[] {
   const fromInject = r.map((x) => x.okAt - x.injectedAt);
   const fromClear = r.map((x) => x.okAt - x.clearedAt);
-  const wait = r.map((x) => x.readingTs - x.clearedAt);
-  const hubPart = r.map((x) => x.okAt - x.readingTs);
+  // A hub-side driver fault's clear re-reads the newest stored reading, taken during the fault: no wait for the
+  // next one. Physical faults (and driver faults with no fresh reading) wait for the sensor's next reading.
+  const waited = r.filter((x) => x.readingTs >= x.clearedAt);
+  const wait = waited.map((x) => x.readingTs - x.clearedAt);
+  const hubPart = r.map((x) => x.okAt - Math.max(x.readingTs, x.clearedAt));
   const effect = r.filter((x) => x.tookEffect).length;
   const note = `${label}; ${r.length} injections (${effect} seen to take effect, ${failures} not recovered in 15 s)`;
+  const p99Clear = percentile(fromClear, 99);
   return [
     { bench, metric: "injected_to_ok_p50", value: percentile(fromInject, 50), unit: "ms", note },
     {
@@ -220,33 +224,38 @@ function recoveryRows(
       metric: "injected_to_ok_p99",
       value: percentile(fromInject, 99),
       unit: "ms",
-      target: "< 1000 ms",
-      met: percentile(fromInject, 99) < 1000 && failures === 0,
-      note: `= fault ${periodMs} ms + next reading + hub`,
+      note: `includes the fault's own ${periodMs} ms`,
     },
     { bench, metric: "cleared_to_ok_p50", value: percentile(fromClear, 50), unit: "ms" },
     {
       bench,
       metric: "cleared_to_ok_p99",
-      value: percentile(fromClear, 99),
+      value: p99Clear,
       unit: "ms",
       target: "< 1000 ms",
-      met: percentile(fromClear, 99) < 1000 && failures === 0,
-      note: "after the fault ends",
+      met: p99Clear < 1000 && failures === 0,
+      note: "the recovery: fault ends → health ok on /api/live",
+    },
+    {
+      bench,
+      metric: "waited_for_next_reading",
+      value: waited.length,
+      unit: "count",
+      note: `of ${r.length}; the others re-read the reading taken during the fault`,
     },
     {
       bench,
       metric: "wait_next_reading_p99",
-      value: percentile(wait, 99),
+      value: wait.length > 0 ? percentile(wait, 99) : 0,
       unit: "ms",
-      note: `fault cleared → next reading taken (≤ 1 period, ${periodMs} ms)`,
+      note: `fault cleared → next reading taken (≤ 1 period, ${periodMs} ms), when waited`,
     },
     {
       bench,
       metric: "hub_part_p50",
       value: percentile(hubPart, 50),
       unit: "ms",
-      note: "reading ts → ok on /api/live",
+      note: "clear or reading, whichever is later → ok on /api/live",
     },
     { bench, metric: "hub_part_p99", value: percentile(hubPart, 99), unit: "ms" },
   ];

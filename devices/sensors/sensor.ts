@@ -16,6 +16,7 @@
 import type { Logger } from "pino";
 import type { SensorConfig } from "../../hub/config.ts";
 import { type HubContext, partName, STATE_QOS } from "../../hub/context.ts";
+import { DRIVER_REPAIRED } from "../../hub/faults/contract.ts";
 import {
   type ChildSpec,
   getClock,
@@ -211,6 +212,21 @@ class SensorServer {
     return state;
   }
 
+  /**
+   * Its driver fault was cleared: the newest stored reading goes through the repaired driver now, if it is newer
+   * than the last accepted one and not stale. A `throws` fault crashed the actor on a good reading, and the
+   * restarted actor would otherwise stay without a value until the next one, up to a whole period later.
+   */
+  private rereadLatest(state: State): State | Stop<State> | Promise<State | Stop<State>> {
+    const { hub, device, config } = this;
+    const latest = hub.store.latestOf(device, config.id);
+    if (latest === undefined) return state;
+    const { lastTs } = state.history;
+    if ((lastTs !== null && latest.ts <= lastTs) || getClock().now() - latest.ts >= this.staleMs)
+      return state;
+    return this.handleInfo({ t: "reading", value: latest.value, ts: latest.ts, seq: latest.seq }, state);
+  }
+
   init(_: undefined, self: { pid: Pid }): State {
     const { hub, device, config } = this;
     // A sensor of a device without a link starts `down` and is `ok` with its first accepted reading; one that
@@ -250,6 +266,7 @@ class SensorServer {
       this.armStale(state);
       return state;
     }
+    if (msg === DRIVER_REPAIRED) return this.rereadLatest(state);
     const reading = msg as Reading | ReadFailed;
     if (reading?.t === "read-failed") {
       this.armStale(state); // the device is talking: not stale, failing

@@ -81,13 +81,24 @@ export interface DriverFaults {
   clear(device: string, sensor: string): void;
 }
 
-/** A plain {@link DriverFaults}. */
-export function driverFaultTable(): DriverFaults {
+/**
+ * The message a sensor actor gets when its driver fault is cleared: it re-reads its newest stored reading at once
+ * rather than wait up to a period for the next one (the reading the faulty driver crashed on was good data).
+ */
+export const DRIVER_REPAIRED = "driver-repaired";
+
+/**
+ * A plain {@link DriverFaults}. `onCleared` runs after a fault is removed (the hub tells the sensor actor
+ * {@link DRIVER_REPAIRED}).
+ */
+export function driverFaultTable(onCleared?: (device: string, sensor: string) => void): DriverFaults {
   const active = new Map<string, DriverFault>();
   const key = (device: string, sensor: string) => `${device}/${sensor}`;
   return {
     get: (device, sensor) => active.get(key(device, sensor)),
     set: (device, sensor, fault) => void active.set(key(device, sensor), fault),
-    clear: (device, sensor) => void active.delete(key(device, sensor)),
+    clear: (device, sensor) => {
+      if (active.delete(key(device, sensor))) onCleared?.(device, sensor);
+    },
   };
 }

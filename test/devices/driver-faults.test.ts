@@ -173,6 +173,9 @@ describe("driver fault `throws`", () => {
 
     hub.context.driverFaults.clear("pi-1", "temp");
     const restarted = pid(partName("pi-1", "temp"));
+    // Cleared: the repaired driver takes the reading it crashed on at once, without waiting for the next one.
+    await until(() => sensor("pi-1", "temp")?.value === 21, 2000, "the crashed-on reading, re-read on clear");
+    expect(sensor("pi-1", "temp")?.health).toBe("ok");
     await sendTemp(22.5);
     await until(() => sensor("pi-1", "temp")?.value === 22.5, 5000, "a reading after clear");
     expect(sensor("pi-1", "temp")?.health).toBe("ok");
