@@ -16,10 +16,12 @@
  * While it runs it shows connection progress, then a live summary (connected, msgs/s, faults); Ctrl-C stops the
  * boards cleanly (each says offline and disconnects).
  */
+
 import { existsSync, readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import type { Logger } from "pino";
 import { action, CliError } from "./common.ts";
+import { relaunchWithHeap, wasRelaunched } from "./relaunch.ts";
 
 /** Options of `ganglion simulate` (load mode). */
 export interface SimulateOptions {
@@ -225,9 +227,20 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
   const log = await logger("error");
   const { mkdtempSync, rmSync } = await import("node:fs");
   const { join } = await import("node:path");
-  const { startInProcessLoad, heapAdvice } = await import("../../simulator/load/in-process.ts");
+  const { startInProcessLoad, heapAdvice, heapNeededMb } = await import("../../simulator/load/in-process.ts");
   const { RateMeter, StatusLine } = await import("../../simulator/load/display.ts");
   const { getHeapStatistics } = await import("node:v8");
+  const { totalmem } = await import("node:os");
+  // Boards that will not fit Node's default heap (~4 GB: 100k boards need ~5 GB): run again with the heap they
+  // need, when the machine has it (at most 3/4 of its memory), rather than leave the user to find the flag.
+  const heapMb = heapNeededMb(opts.devices, getHeapStatistics().heap_size_limit);
+  if (heapMb !== null && !wasRelaunched() && heapMb * 2 ** 20 <= totalmem() * 0.75) {
+    console.log(
+      `ganglion: ${opts.devices} boards need a ${heapMb / 1024} GB V8 heap (this process may use ${Math.round(getHeapStatistics().heap_size_limit / 2 ** 20)} MB); running again with --max-old-space-size=${heapMb}`,
+    );
+    process.exitCode = await relaunchWithHeap(heapMb);
+    return;
+  }
   const { monitorEventLoopDelay } = await import("node:perf_hooks");
   // History on tmpfs unless told otherwise: every hub event and state save is its own fsync'd commit (~3 ms on
   // this kind of disk), which would make starting 10k boards take minutes and measure the disk, not the actors.

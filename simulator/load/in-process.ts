@@ -76,13 +76,23 @@ export function loadHeartbeatMs(periodMs: number): number {
 export const HEAP_PER_BOARD_BYTES = 40 * 1024;
 
 /**
- * What to tell the user when `devices` boards will not fit this process's heap limit with a quarter to spare (a
- * heap near its limit spends its time collecting), or `null` when they will.
+ * The V8 heap limit (MB, whole GB) `devices` boards need with a quarter to spare (a heap near its limit spends its
+ * time collecting), or `null` when this process's limit already fits them.
+ */
+export function heapNeededMb(devices: number, heapLimitBytes: number): number | null {
+  const need = devices * HEAP_PER_BOARD_BYTES * 1.25;
+  if (need <= heapLimitBytes) return null;
+  return Math.ceil(need / 2 ** 30) * 1024;
+}
+
+/**
+ * What to tell the user when `devices` boards will not fit this process's heap limit, or `null` when they will.
+ * (`ganglion simulate --in-process` relaunches itself with the heap it needs when the machine has the memory.)
  */
 export function heapAdvice(devices: number, heapLimitBytes: number): string | null {
+  const mb = heapNeededMb(devices, heapLimitBytes);
+  if (mb === null) return null;
   const need = devices * HEAP_PER_BOARD_BYTES;
-  if (need * 1.25 <= heapLimitBytes) return null;
-  const mb = Math.ceil((need * 1.25) / 2 ** 30) * 1024;
   return `${devices} boards take ~${(need / 2 ** 30).toFixed(1)} GB of V8 heap and this process may use ${(heapLimitBytes / 2 ** 30).toFixed(1)} GB; run it with NODE_OPTIONS=--max-old-space-size=${mb}`;
 }
 

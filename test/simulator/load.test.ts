@@ -53,10 +53,12 @@ function storedSeqs(hub: RunningHub, device: string): number[] {
 function cli(
   args: string[],
   timeoutMs = 60_000,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", join(root, "hub", "cli.ts"), ...args], {
       cwd: root,
+      env,
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -416,6 +418,33 @@ describe("ganglion simulate (CLI)", () => {
       await hub.stop();
     }
   }, 120_000);
+
+  it("--in-process with more boards than the heap holds: runs again with the heap they need", async () => {
+    // A 128 MB heap stands in for Node's ~4 GB default against 100k boards: 4,000 boards need ~200 MB.
+    const ran = await cli(
+      [
+        "simulate",
+        "--devices",
+        "4000",
+        "--rate",
+        "0.1",
+        "--in-process",
+        "--duration",
+        "3s",
+        "--data-dir",
+        tempDir("cli-heap", shm),
+      ],
+      120_000,
+      { ...process.env, NODE_OPTIONS: "--max-old-space-size=128" },
+    );
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toMatch(
+      /ganglion: 4000 boards need a 1 GB V8 heap \(this process may use \d+ MB\); running again with --max-old-space-size=1024/,
+    );
+    expect(ran.stdout).not.toContain("run it with NODE_OPTIONS");
+    expect(ran.stdout).toMatch(/ganglion: 4000 boards added in \d+\.\d s/);
+    expect(ran.stdout).toContain("ganglion: stopped");
+  }, 150_000);
 
   it("--in-process --faulty 20%: runs with faulty boards, shows them, and stops cleanly", async () => {
     const ran = await cli([
