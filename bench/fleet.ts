@@ -5,7 +5,13 @@
  *
  * Every broker runs in its own fresh process and the devices in another one (simulator/load/child.ts), so the
  * broker's process is measured alone; its RSS is read from /proc. Phases per broker:
- * - `flood_1k`: 1,000 devices publish QoS 1 readings back to back (one in flight each): sustained readings/s.
+ * - `flood_1k`: 1,000 devices publish QoS 1 readings back to back (one in flight each) for 6.5 s, a QoS 0
+ *   subscriber on the delivered topic. Figures: readings acknowledged/s in the window (`readings_per_s`),
+ *   delivered/s in the window, and end to end (`through_per_s`): readings delivered to the subscriber from the
+ *   load's start to the last delivery, once the load stopped and the broker drained what it still held (`drain`).
+ *   The throughput target is read end to end: bare aedes acknowledges a flood ~4× faster than it delivers it
+ *   (its emitter queues deliveries behind incoming publishes, and drains them for ~20 s after), so its ack rate is
+ *   not a rate it sustains. The hub's deliveries keep up with its acknowledgements.
  * - `paced_4k`: 1,000 devices at 4 Hz (4,000 readings/s): p50/p99 latency from the reading's `ts` to its arrival
  *   at a subscriber — on `state/#` for the hub (publish→persist→sensor actor→state), on `telemetry/#` for the bare
  *   brokers (publish→delivery).
@@ -136,7 +142,8 @@ async function serveChild(kind: "hub" | "aedes", options: Record<string, unknown
   // 8 MB) lets it finish the run; the hub runs with Node's defaults.
   if (kind === "aedes") execArgs.push("--stack-size=6000");
   // FLEET_BENCH_HUB_FLAGS="--trace-gc …": extra Node flags for the hub processes, for experiments.
-  if (kind === "hub") execArgs.push(...(process.env.FLEET_BENCH_HUB_FLAGS?.split(/\s+/).filter(Boolean) ?? []));
+  if (kind === "hub")
+    execArgs.push(...(process.env.FLEET_BENCH_HUB_FLAGS?.split(/\s+/).filter(Boolean) ?? []));
   if (profile && kind === "hub") {
     mkdirSync(profile, { recursive: true });
     execArgs.push("--cpu-prof", "--cpu-prof-dir", profile);
@@ -202,6 +209,13 @@ async function startMosquitto(dir: string): Promise<Broker> {
 interface PhaseOutcome {
   result: PhaseResult;
   probe: ProbeReport | undefined;
+  /**
+   * With `through`: readings delivered to the subscriber per second, end to end, from the moment every device
+   * was connected (the load starts then) to the last delivery once the load stopped and the broker drained.
+   */
+  throughPerS?: number;
+  /** With `through`: how long deliveries went on after the load stopped, ms. */
+  drainMs?: number;
   /** Broker RSS when every device was connected, and the highest seen until the window closed. */
   rssConnected: number;
   rssPeak: number;
@@ -213,15 +227,25 @@ interface PhaseOutcome {
  * Runs one phase: devices in a fresh client process, the latency probe here (this process does nothing else, so
  * the probe is neither the broker nor starved by the load generator), the broker's RSS sampled from /proc.
  */
-async function phase(broker: Broker, spec: Omit<PhaseSpec, "broker">): Promise<PhaseOutcome> {
-  const probe = new LatencyProbe({ broker: broker.url, filter: broker.probeFilter, ...(broker.login ?? {}) });
+async function phase(
+  broker: Broker,
+  spec: Omit<PhaseSpec, "broker">,
+  options: { probeQos?: 0 | 1; through?: boolean } = {},
+): Promise<PhaseOutcome> {
+  const probe = new LatencyProbe({
+    broker: broker.url,
+    filter: broker.probeFilter,
+    qos: options.probeQos ?? 1,
+    ...(broker.login ?? {}),
+  });
   await probe.start();
   const child = fork(join(root, "simulator", "load", "child.ts"), [], {
     execArgv: ["--max-old-space-size=4096", "--import", "tsx"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
+  let loadStart = { at: 0, received: 0 };
   try {
-    return await new Promise<PhaseOutcome>((resolve, reject) => {
+    const outcome = await new Promise<PhaseOutcome>((resolve, reject) => {
       let rssConnected = Number.NaN;
       let rssPeak = rssOf(broker.pid);
       let report: ProbeReport | undefined;
@@ -233,6 +257,7 @@ async function phase(broker: Broker, spec: Omit<PhaseSpec, "broker">): Promise<P
       }, 250);
       child.on("message", (m: ChildMessage) => {
         if (m.t === "connected") {
+          loadStart = { at: performance.now(), received: probe.received };
           rssConnected = rssOf(broker.pid);
         } else if (m.t === "window") {
           if (m.open) {
@@ -257,6 +282,18 @@ async function phase(broker: Broker, spec: Omit<PhaseSpec, "broker">): Promise<P
       });
       child.send({ ...spec, broker: broker.url } satisfies PhaseSpec);
     });
+    if (options.through) {
+      // The load has stopped (the child reported after stopping its devices): wait for the broker to deliver
+      // what it acknowledged and still holds (a bare aedes queues deliveries behind a flood), until 2 s pass
+      // with nothing new, for at most 60 s.
+      const stoppedAt = performance.now();
+      const deadline = stoppedAt + 60_000;
+      while (performance.now() - Math.max(probe.lastAt, stoppedAt) < 2000 && performance.now() < deadline)
+        await sleep(100);
+      outcome.throughPerS = (probe.received - loadStart.received) / ((probe.lastAt - loadStart.at) / 1000);
+      outcome.drainMs = Math.max(0, probe.lastAt - stoppedAt);
+    }
+    return outcome;
   } finally {
     await probe.stop();
     await stopChild(child);
@@ -321,9 +358,12 @@ export async function run(options: { json: boolean }): Promise<void> {
   };
   const floodPhase = async (broker: Broker, name: string) => {
     progress(`${name}: 1k devices flooding QoS 1…`);
-    const flood = await phase(broker, { ...FLOOD, token });
+    // The subscriber takes QoS 0 here, what the hub publishes `state/` at, so each broker's delivery costs alike.
+    const flood = await phase(broker, { ...FLOOD, token }, { probeQos: 0, through: true });
     put(name, "flood_1k_readings_per_s", flood.result.ackedPerS, "per_s");
     if (flood.probe) put(name, "flood_1k_delivered_per_s", flood.probe.perS, "per_s");
+    put(name, "flood_1k_through_per_s", flood.throughPerS ?? Number.NaN, "per_s");
+    put(name, "flood_1k_drain", flood.drainMs ?? Number.NaN, "ms");
     put(name, "flood_1k_faults", flood.result.faults, "count");
     // Broker CPU per acknowledged reading: what a reading costs, whatever else the host is running.
     put(
@@ -397,6 +437,13 @@ export async function run(options: { json: boolean }): Promise<void> {
       () => serveChild("aedes", {}),
       (b) => oneK(b, "aedes"),
     );
+    // Bare aedes set up as the hub sets up its own (hub/broker.ts: `concurrency: 0`, no delivery queue), so the
+    // hub's overhead is also read against aedes at its best here, not only against its defaults.
+    await withBroker(
+      "aedes_c0",
+      () => serveChild("aedes", { concurrency: 0 }),
+      (b) => oneK(b, "aedes_c0"),
+    );
     if (hasMosquitto)
       await withBroker(
         "mosquitto",
@@ -462,7 +509,7 @@ function fmt(value: number | undefined, unit: string): string {
 }
 
 function printTable(metrics: Metric[], hasMosquitto: boolean): void {
-  const brokers = ["hub", "hub_tmpfs", "aedes", ...(hasMosquitto ? ["mosquitto"] : [])];
+  const brokers = ["hub", "hub_tmpfs", "aedes", "aedes_c0", ...(hasMosquitto ? ["mosquitto"] : [])];
   const rows: string[][] = [["metric", ...brokers]];
   const names = [...new Set(metrics.filter((m) => m.bench !== "suite").map((m) => m.metric))];
   for (const name of names) {
@@ -482,15 +529,31 @@ function printTable(metrics: Metric[], hasMosquitto: boolean): void {
   const p99 = get(metrics, "hub", "paced_4k_p99");
   const rss = get(metrics, "hub_tmpfs", "devices_10k_rss");
   const connected = get(metrics, "hub_tmpfs", "devices_10k_connected");
-  const ratio = hubFlood !== undefined && aedesFlood ? hubFlood / aedesFlood : undefined;
-  const tmpfsRatio =
-    (get(metrics, "hub_tmpfs", "flood_1k_readings_per_s") ?? Number.NaN) / (aedesFlood ?? Number.NaN);
+  // Throughput is end to end: readings acknowledged *and* delivered to the subscriber, the backlog drained. Bare
+  // aedes acknowledges a flood far faster than it delivers it (its emitter queues the deliveries), so its ack
+  // rate alone is not a rate it sustains; the ack-rate ratio is printed too.
+  const through = (b: string) => get(metrics, b, "flood_1k_through_per_s");
+  const aedesThrough = through("aedes");
+  const pct = (a: number | undefined, b: number | undefined) =>
+    a !== undefined && b ? `${((a / b) * 100).toFixed(0)}%` : "–";
+  const ratio =
+    through("hub") !== undefined && aedesThrough ? (through("hub") as number) / aedesThrough : undefined;
   console.log("");
   console.log("target (issue 3)                                        measured                       met");
   console.log(
-    `hub ≥ 70% of bare aedes QoS 1 throughput, history on     ${ratio === undefined ? "–" : `${(ratio * 100).toFixed(0)}% (tmpfs: ${(tmpfsRatio * 100).toFixed(0)}%)`}`.padEnd(
+    `hub ≥ 70% of bare aedes QoS 1 throughput, history on     ${pct(through("hub"), aedesThrough)} end to end (tmpfs: ${pct(through("hub_tmpfs"), aedesThrough)})`.padEnd(
       87,
     ) + (ratio !== undefined && ratio >= 0.7 ? "yes" : "NO"),
+  );
+  console.log(
+    `  (acknowledged only, deliveries not waited for: ${pct(hubFlood, aedesFlood)}; tmpfs ${pct(get(metrics, "hub_tmpfs", "flood_1k_readings_per_s"), aedesFlood)})`,
+  );
+  const c0 = through("aedes_c0");
+  const c0Ratio = through("hub") !== undefined && c0 ? (through("hub") as number) / c0 : undefined;
+  console.log(
+    `… of bare aedes with the hub's concurrency: 0              ${pct(through("hub"), c0)} end to end (tmpfs: ${pct(through("hub_tmpfs"), c0)})`.padEnd(
+      87,
+    ) + (c0Ratio !== undefined && c0Ratio >= 0.7 ? "yes" : "NO"),
   );
   console.log(
     `paced p99 publish→state ≤ 20 ms at 4k readings/s        ${fmt(p99, "ms")} (tmpfs: ${fmt(get(metrics, "hub_tmpfs", "paced_4k_p99"), "ms")})`.padEnd(
@@ -543,14 +606,14 @@ async function serveHub(opts: { count: number; rate: number; tokenHash: string; 
   process.exit(0);
 }
 
-async function serveAedes() {
+async function serveAedes(opts: { concurrency?: number }) {
   const { Aedes } = await import("aedes");
   // One microtask before each publish goes on. With aedes's synchronous default, a connection whose socket buffer
   // holds many packets is parsed recursively (Client.nextBatch → parse → publish → nextBatch …) until the stack
   // overflows: "RangeError: Maximum call stack size exceeded" in aedes/lib/client.js nextBatch, seen here at 4k
   // msgs/s on a loaded host. The hub's broker never recurses that deep: its authorizePublish waits for the store.
   // FLEET_BENCH_AEDES_CONCURRENCY: aedes's `concurrency` (default 100; 0 = no limit), to test what queues there.
-  const concurrency = process.env.FLEET_BENCH_AEDES_CONCURRENCY;
+  const concurrency = process.env.FLEET_BENCH_AEDES_CONCURRENCY ?? opts.concurrency;
   const aedes = await Aedes.createBroker({
     authorizePublish: (_client, _packet, done) => queueMicrotask(() => done(null)),
     ...(concurrency === undefined ? {} : { concurrency: Number(concurrency) }),
@@ -571,6 +634,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   if (process.argv[2] === "serve") {
     const opts = JSON.parse(process.argv[4] ?? "{}");
     if (process.argv[3] === "hub") await serveHub(opts);
-    else await serveAedes();
+    else await serveAedes(opts);
   } else await run({ json: process.argv.includes("--json") });
 }

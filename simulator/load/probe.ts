@@ -46,12 +46,21 @@ export class LatencyProbe {
   private windowStart = 0;
   /** Every non-retained message received, recording or not. */
   received = 0;
+  /** When the last of them arrived (`performance.now()`), 0 before the first. */
+  lastAt = 0;
 
+  /** `qos`: the subscription's maximum QoS (default 1). */
   constructor(
-    private readonly options: { broker: string; filter: string; username?: string; password?: string },
+    private readonly options: {
+      broker: string;
+      filter: string;
+      username?: string;
+      password?: string;
+      qos?: 0 | 1;
+    },
   ) {}
 
-  /** Connects and subscribes (QoS 1); resolves on SUBACK. */
+  /** Connects and subscribes; resolves on SUBACK. */
   start(): Promise<void> {
     const url = new URL(this.options.broker);
     return new Promise((resolve, reject) => {
@@ -66,13 +75,14 @@ export class LatencyProbe {
             socket.destroy();
             return;
           }
-          socket.write(encodeSubscribe(1, this.options.filter, 1));
+          socket.write(encodeSubscribe(1, this.options.filter, this.options.qos ?? 1));
         } else if (type === SUBACK) resolve();
         else if (type === PUBLISH) {
           const p = decodePublish(flags, body);
           if (p.qos > 0) socket.write(encodePuback(p.messageId));
           if (p.retain) return; // a retained message from before the subscription
           this.received++;
+          this.lastAt = performance.now();
           if (!this.recording) return;
           const m = TS.exec(p.payload.toString("latin1"));
           if (m === null) return;
