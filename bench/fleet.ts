@@ -23,6 +23,8 @@
  *
  * `FLEET_BENCH_PROFILE=<dir>` runs the hub processes under `node --cpu-prof` and leaves the profiles there.
  * `FLEET_BENCH_HUB_FLAGS="<flags>"` adds Node flags to the hub processes (`--trace-gc`, `--heap-prof`, …).
+ * `FLEET_BENCH_ALLOC_PROFILE=<file>` samples what the hub allocates in each measuring window, garbage included.
+ * `FLEET_BENCH_FLOOD_WINDOW=<n>` lets each flooding device have n readings in flight (default 1).
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -260,6 +262,9 @@ async function phase(
           loadStart = { at: performance.now(), received: probe.received };
           rssConnected = rssOf(broker.pid);
         } else if (m.t === "window") {
+          // FLEET_BENCH_ALLOC_PROFILE: the hub samples its allocations over the window (allocationSampler).
+          if (process.env.FLEET_BENCH_ALLOC_PROFILE !== undefined && broker.kind === "hub")
+            process.kill(broker.pid, "SIGUSR2");
           if (m.open) {
             probe.startWindow();
             cpu0 = cpuMsOf(broker.pid);
@@ -303,7 +308,7 @@ async function phase(
 const FLOOD: Omit<PhaseSpec, "broker"> = {
   count: 1000,
   rate: "max",
-  window: 1,
+  window: Number(process.env.FLEET_BENCH_FLOOD_WINDOW ?? 1),
   warmupMs: 1500,
   measureMs: 5000,
 };
@@ -589,6 +594,8 @@ async function serveHub(opts: { count: number; rate: number; tokenHash: string; 
     const create = Aedes.createBroker.bind(Aedes);
     Aedes.createBroker = (o) => create({ ...o, concurrency: Number(concurrency) });
   }
+  const allocFile = process.env.FLEET_BENCH_ALLOC_PROFILE;
+  if (allocFile !== undefined) await allocationSampler(allocFile);
   const devices = Array.from({ length: opts.count }, (_, i) =>
     loadPiEntry(loadDeviceId(i, opts.count), opts.tokenHash, opts.rate),
   );
@@ -604,6 +611,31 @@ async function serveHub(opts: { count: number; rate: number; tokenHash: string; 
   await new Promise<void>((resolve) => process.once("SIGTERM", () => resolve()));
   await hub.stop();
   process.exit(0);
+}
+
+/**
+ * FLEET_BENCH_ALLOC_PROFILE=<file>: V8's sampling heap profiler in the hub, counting the garbage too (what the
+ * collector has to clear), from the measuring window's opening to its close (the bench signals both with
+ * SIGUSR2); written as a `.heapprofile` (Chrome DevTools' Memory tab opens it).
+ */
+async function allocationSampler(file: string): Promise<void> {
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  let sampling = false;
+  process.on("SIGUSR2", async () => {
+    sampling = !sampling;
+    if (sampling) {
+      await session.post("HeapProfiler.startSampling", {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      return;
+    }
+    const { profile } = await session.post("HeapProfiler.stopSampling");
+    writeFileSync(file, JSON.stringify(profile));
+  });
 }
 
 async function serveAedes(opts: { concurrency?: number }) {

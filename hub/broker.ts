@@ -20,6 +20,8 @@
  * leave in the order the PUBLISHes came (MQTT-4.6.0-2). If the promise rejects, no PUBACK is sent and the
  * connection is closed; the device still holds the reading and resends it when it reconnects.
  */
+// First: mqtt-packet (under aedes) must find `debug` already quieted when it loads.
+import "./broker/quiet-debug.ts";
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -27,7 +29,13 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import { createServer as createTlsServer } from "node:tls";
 import { Aedes, type Client } from "aedes";
 import { type Logger, pino } from "pino";
-import { checkPublish, checkSubscribe, type Identity, parseDeviceTopic } from "./broker/acl.ts";
+import {
+  checkPublish,
+  checkSubscribe,
+  type Identity,
+  parseDeviceTopic,
+  telemetrySensorOf,
+} from "./broker/acl.ts";
 import { Credentials, type DeviceCredential, HUB_USERNAME } from "./broker/credentials.ts";
 import { AclError, MqttPortInUseError, PersistError } from "./broker/errors.ts";
 import { FrameError, FrameGuard } from "./broker/frame-guard.ts";
@@ -56,6 +64,7 @@ export {
   filterWithin,
   type Identity,
   parseDeviceTopic,
+  telemetrySensorOf,
 } from "./broker/acl.ts";
 export { type AuthResult, Credentials, type DeviceCredential, HUB_USERNAME } from "./broker/credentials.ts";
 export { AclError, MqttPortInUseError, PersistError } from "./broker/errors.ts";
@@ -385,14 +394,14 @@ export async function startBroker(options: BrokerOptions = {}): Promise<RunningB
         done(null);
         return;
       }
-      const parsed = parseDeviceTopic(packet.topic, prefix);
-      if (parsed?.kind !== "telemetry" || !parsed.rest || parsed.rest.includes("/")) {
+      const sensor = telemetrySensorOf(packet.topic, prefix, who.id);
+      if (sensor === null) {
         done(null);
         return;
       }
       const message: TelemetryMessage = {
         device: who.id,
-        sensor: parsed.rest,
+        sensor,
         topic: packet.topic,
         payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
         qos: packet.qos,

@@ -79,6 +79,8 @@ interface State {
   /** Why the sensor is faulty, for logs and the tree. */
   fault: string | undefined;
   staleTimer: TimerHandle | null;
+  /** When the device last said something about this sensor (a reading or a failed read), clock ms. */
+  heardAt: number;
   self: Pid;
   /** The driver under an injected fault; null until one is first seen (the healthy path needs none). */
   faulty: FaultyDriver | null;
@@ -144,11 +146,20 @@ class SensorServer {
     this.hub.store.saveState(this.device, this.config.id, payload);
   }
 
-  private armStale(state: State): void {
-    const clock = getClock();
-    if (state.staleTimer !== null) clock.clearTimeout(state.staleTimer);
+  /** Starts the staleness check `afterMs` from now (the sensor was just heard from, or just went stale). */
+  private armStale(state: State, afterMs = this.staleMs): void {
     const self = state.self;
-    state.staleTimer = clock.setTimeout(() => self.proc?.deliver(STALE_CHECK), this.staleMs);
+    state.staleTimer = getClock().setTimeout(() => self.proc?.deliver(STALE_CHECK), afterMs);
+  }
+
+  /**
+   * The device said something about this sensor: not stale. The running check is left alone (it re-arms itself
+   * for the rest of the window when it finds the sensor heard from): a timer per reading was a Timeout object
+   * and a list insert per reading for nothing.
+   */
+  private heard(state: State): void {
+    state.heardAt = getClock().now();
+    if (state.staleTimer === null) this.armStale(state);
   }
 
   private setHealth(state: State, health: Health, fault?: string): void {
@@ -240,6 +251,7 @@ class SensorServer {
       failedReads: 0,
       fault: health === "faulty" ? "faulty before its restart; no reading accepted since" : undefined,
       staleTimer: null,
+      heardAt: getClock().now(),
       self: self.pid,
       faulty: null,
     };
@@ -252,6 +264,11 @@ class SensorServer {
     const { hub, device, config } = this;
     if (msg === STALE_CHECK) {
       state.staleTimer = null;
+      const quietFor = getClock().now() - state.heardAt;
+      if (quietFor < this.staleMs) {
+        this.armStale(state, this.staleMs - quietFor);
+        return state;
+      }
       // Silent because its device has no link: `down` (devices/presence.ts); silent on a live device: stale.
       if (hub.state.status(device) === "online")
         this.setHealth(state, "faulty", `no reading for ${this.staleMs} ms (stale)`);
@@ -269,11 +286,11 @@ class SensorServer {
     if (msg === DRIVER_REPAIRED) return this.rereadLatest(state);
     const reading = msg as Reading | ReadFailed;
     if (reading?.t === "read-failed") {
-      this.armStale(state); // the device is talking: not stale, failing
+      this.heard(state); // the device is talking: not stale, failing
       return this.readFailed(state, `${reading.error}${reading.message ? ` (${reading.message})` : ""}`);
     }
     if (reading?.t !== "reading") return state;
-    this.armStale(state);
+    this.heard(state);
     // Driver faults cost the healthy path this one Map lookup.
     const fault = hub.driverFaults.get(device, config.id);
     if (fault === undefined) {

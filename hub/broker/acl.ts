@@ -35,11 +35,38 @@ export function checkPublish(who: Identity, topic: string, prefix: string): stri
   if (topic.startsWith("$")) return "topics starting with $ are reserved";
   if (who.kind === "hub") return null;
   if (who.kind === "anonymous") return "anonymous clients may not publish";
-  const own = `${prefix}/${who.id}/`;
-  if (!topic.startsWith(own)) return `device ${who.id} may publish only under ${own}`;
-  const level = topic.slice(own.length).split("/")[0] ?? "";
-  if (level === "" || HUB_ONLY_LEVELS.has(level)) return `device ${who.id} may not publish to ${own}${level}`;
+  // Every reading passes here: compared in place, without building `<prefix>/<id>/` or splitting the topic.
+  const at = ownTopicStart(topic, prefix, who.id);
+  if (at < 0) return `device ${who.id} may publish only under ${prefix}/${who.id}/`;
+  const end = topic.indexOf("/", at);
+  const level = topic.slice(at, end === -1 ? undefined : end);
+  if (level === "" || HUB_ONLY_LEVELS.has(level))
+    return `device ${who.id} may not publish to ${prefix}/${who.id}/${level}`;
   return null;
+}
+
+/** Where the part after `<prefix>/<device>/` starts in `topic`, or -1 when the topic is not under it. */
+function ownTopicStart(topic: string, prefix: string, device: string): number {
+  const slash = prefix.length;
+  const end = slash + 1 + device.length;
+  const under =
+    topic.startsWith(prefix) &&
+    topic.charCodeAt(slash) === 47 &&
+    topic.startsWith(device, slash + 1) &&
+    topic.charCodeAt(end) === 47;
+  return under ? end + 1 : -1;
+}
+
+/**
+ * The sensor of a device's `<prefix>/<device>/telemetry/<sensor>` topic (one level, not empty), or `null` for
+ * any other topic.
+ */
+export function telemetrySensorOf(topic: string, prefix: string, device: string): string | null {
+  const at = ownTopicStart(topic, prefix, device);
+  if (at < 0 || !topic.startsWith("telemetry/", at)) return null;
+  const sensorAt = at + "telemetry/".length;
+  if (sensorAt === topic.length || topic.indexOf("/", sensorAt) !== -1) return null;
+  return topic.slice(sensorAt);
 }
 
 /** Why a subscription was refused, or `null` when it is allowed. */

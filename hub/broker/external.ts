@@ -20,6 +20,8 @@
  * The link lives as long as one connection: when it drops, `onClose` is called and the owner (the Broker service)
  * exits, so its supervisor reconnects with backoff.
  */
+// First: mqtt-packet (under mqtt.js) must find `debug` already quieted when it loads.
+import "./quiet-debug.ts";
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import type { Logger } from "pino";
 import type { TelemetryHook, TelemetryMessage } from "../broker.ts";

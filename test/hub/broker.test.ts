@@ -22,6 +22,7 @@ import {
   type RunningBroker,
   startBroker,
   type TelemetryMessage,
+  telemetrySensorOf,
 } from "../../hub/broker.ts";
 import { generateToken, hashToken } from "../../hub/config.ts";
 import { HistoryStore } from "../../hub/store.ts";
@@ -186,6 +187,18 @@ describe("ACL rules", () => {
     expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", false)).not.toBeNull();
     expect(checkSubscribe({ kind: "anonymous" }, "ganglion/hub/events", "ganglion", true)).toBeNull();
     expect(checkPublish({ kind: "hub" }, "ganglion/pi-1/cmd/led", "ganglion")).toBeNull();
+    expect(checkPublish(pi, "ganglion/pi-1/", "ganglion")).toMatch(/may not publish to ganglion\/pi-1\/$/);
+    expect(checkPublish(pi, "ganglionx/pi-1/status", "ganglion")).toMatch(/only under/);
+  });
+
+  it("finds the sensor of a device's telemetry topic, and only there", () => {
+    expect(telemetrySensorOf("ganglion/pi-1/telemetry/temp", "ganglion", "pi-1")).toBe("temp");
+    expect(telemetrySensorOf("ganglion/pi-1/telemetry/", "ganglion", "pi-1")).toBeNull();
+    expect(telemetrySensorOf("ganglion/pi-1/telemetry/a/b", "ganglion", "pi-1")).toBeNull();
+    expect(telemetrySensorOf("ganglion/pi-1/telemetryx/temp", "ganglion", "pi-1")).toBeNull();
+    expect(telemetrySensorOf("ganglion/pi-1/status", "ganglion", "pi-1")).toBeNull();
+    expect(telemetrySensorOf("ganglion/pi-10/telemetry/temp", "ganglion", "pi-1")).toBeNull();
+    expect(telemetrySensorOf("ganglion/pi-1/telemetry/temp", "ganglion", "pi-10")).toBeNull();
   });
 });
 
