@@ -4,7 +4,8 @@
  * 1. `demo_idle`: `ganglion start --simulate` in a child process, its CPU (every thread) over 30 s once every
  *    device is online — target under one core.
  * 2. `fault_*`: on that running demo, `throws` for one reading period on the Unos' LM35s and the Pis' door
- *    switches (and `nan` on the Unos), recovery p50/p99 — target p99 < 1 s (bench/sim/demo.ts).
+ *    switches (and `nan` on the Unos), recovery (fault cleared → `ok`) p50/p99 — target p99 < 1 s
+ *    (bench/sim/demo.ts).
  * 3. `mqtt_Nk`: a hub with a generated N-device MQTT fleet (`ganglion start --config`, a child) and N load devices
  *    reporting every 10 s in another child (LoadRun): connected, readings/s accepted, RSS of both — target 10k
  *    devices in one simulator process (bench/sim/mqtt.ts). `--devices N` picks N (default 10,000); the logins get

@@ -8,10 +8,11 @@
  *    and is restarted) for one reading period, through `POST /api/faults` with `durationMs`, N times on the Unos'
  *    LM35s (500 ms period) and on the Pis' door switches (1 s period), the two devices of each kind taking turns so
  *    no sensor supervisor reaches its restart intensity (3 in 5 s). Watched on `/api/live`: recovered is the first
- *    `reading` update of that sensor with health `ok` and a reading taken after the injection. Each recovery is
- *    split into the fault's own duration (injection → `fault_cleared`), the wait for the sensor's next reading
- *    (→ the reading's `ts`) and the hub's part (→ the update on the socket). Then `nan` (the Unos' sensor wire
- *    comes loose, a physical fault) the same way, if time allows.
+ *    `reading` update of that sensor with health `ok` and a reading taken after the injection. The target is
+ *    read from the fault's end (`fault_cleared` → that update); injection → `ok` is shown too, and includes the
+ *    fault's own duration. A cleared `throws` re-reads the reading it crashed on (no wait for the next one); a
+ *    physical fault waits for the sensor's next reading (→ the reading's `ts`), then the hub's part (→ the update
+ *    on the socket). Then `nan` (the Unos' sensor wire comes loose, a physical fault) the same way.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
