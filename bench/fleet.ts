@@ -25,6 +25,7 @@
  * `FLEET_BENCH_HUB_FLAGS="<flags>"` adds Node flags to the hub processes (`--trace-gc`, `--heap-prof`, …).
  * `FLEET_BENCH_ALLOC_PROFILE=<file>` samples what the hub allocates in each measuring window, garbage included.
  * `FLEET_BENCH_FLOOD_WINDOW=<n>` lets each flooding device have n readings in flight (default 1).
+ * `FLEET_BENCH_STORE_STATS=1` has each hub say how many readings its history committed per transaction.
  */
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -609,6 +610,11 @@ async function serveHub(opts: { count: number; rate: number; tokenHash: string; 
   });
   console.log(`READY ${JSON.stringify({ url: hub.mqttUrl, login: hub.hubLogin() })}`);
   await new Promise<void>((resolve) => process.once("SIGTERM", () => resolve()));
+  // How the history's group commit batched (FLEET_BENCH_STORE_STATS=1): readings per commit.
+  if (process.env.FLEET_BENCH_STORE_STATS !== undefined) {
+    const { inserted, commits } = hub.context.store.stats;
+    console.error(`store: ${inserted} readings in ${commits} commits (${(inserted / commits).toFixed(1)} per commit)`);
+  }
   await hub.stop();
   process.exit(0);
 }
