@@ -29,7 +29,7 @@ import {
   stop,
   type TimerHandle,
 } from "./runtime/index.ts";
-import type { ReadingValue } from "./store.ts";
+import type { ReadingValue, TelemetryRow } from "./store.ts";
 import type { Health } from "./view.ts";
 
 /**
@@ -154,6 +154,14 @@ function parseReading(
   return { value: value as ReadingValue, ts, seq: (seq as number | undefined) ?? null };
 }
 
+/** The sensor actor's message for a stored reading (devices/sensors/sensor.ts `Reading`). */
+const readingMessage = (row: TelemetryRow) => ({
+  t: "reading",
+  value: row.value,
+  ts: row.ts,
+  seq: row.seq ?? null,
+});
+
 const HEALTHS: ReadonlySet<string> = new Set(["ok", "faulty", "restarting", "down"]);
 
 /** A republished state to mark stale if its sensor has said nothing newer by then. */
@@ -234,7 +242,7 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
   const log = hub.log.child({ service: "broker" });
   const external = options.external;
 
-  const onTelemetry = async (m: TelemetryMessage) => {
+  const onTelemetry = (m: TelemetryMessage, done: (err?: unknown) => void) => {
     const reading = parseReading(m.payload);
     if (typeof reading === "string") {
       handle.badTelemetry++;
@@ -242,6 +250,7 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
         { device: m.device, sensor: m.sensor, bad: handle.badTelemetry },
         `bad telemetry from ${m.device}/${m.sensor}: ${reading}; expected {"value","ts","seq"} (dropped, acknowledged)`,
       );
+      done();
       return;
     }
     if (!hub.state.has(m.device) || hub.state.health(m.device, m.sensor) === undefined) {
@@ -250,15 +259,27 @@ export function brokerChild(hub: HubContext, handle: BrokerHandle, options: Brok
         { device: m.device, sensor: m.sensor },
         `telemetry for unknown sensor ${m.device}/${m.sensor}; add it to the fleet file`,
       );
+      done();
       return;
     }
     if ("error" in reading) {
       hub.names.whereis(partName(m.device, m.sensor))?.proc?.deliver({ t: "read-failed", ...reading });
+      done();
       return;
     }
-    const stored = await hub.store.persistTelemetry({ device: m.device, sensor: m.sensor, ...reading });
-    if (!stored) return; // a replayed duplicate: already stored and already seen
-    hub.names.whereis(partName(m.device, m.sensor))?.proc?.deliver({ t: "reading", ...reading });
+    const row: TelemetryRow = {
+      device: m.device,
+      sensor: m.sensor,
+      ts: reading.ts,
+      value: reading.value,
+      seq: reading.seq,
+    };
+    hub.store.storeTelemetry(row, (err, inserted) => {
+      // A replayed duplicate was already stored and already seen: only the PUBACK is owed.
+      if (err === null && inserted)
+        hub.names.whereis(partName(m.device, m.sensor))?.proc?.deliver(readingMessage(row));
+      done(err);
+    });
   };
 
   /**

@@ -185,6 +185,8 @@ export function deviceOfPath(path: string): string | null {
 }
 
 /** Why a row cannot be stored, or `null`. */
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
 function invalidRow(row: TelemetryRow): string | null {
   if (
     typeof row.device !== "string" ||
@@ -213,10 +215,12 @@ interface SensorEntry {
   limit: number | undefined;
 }
 
+/** Called once a reading's batch is durable (`inserted`: new, not a duplicate), or with the error that failed it. */
+export type StoredCallback = (err: Error | null, inserted: boolean) => void;
+
 interface Pending {
   row: TelemetryRow;
-  resolve: (inserted: boolean) => void;
-  reject: (err: unknown) => void;
+  done: StoredCallback;
 }
 
 /** The hub's history. Synchronous and single-connection: one per process, owned by the Events service. */
@@ -490,18 +494,31 @@ export class HistoryStore {
    * if it failed. This is what the broker awaits before it sends a PUBACK.
    */
   persistTelemetry(row: TelemetryRow): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.storeTelemetry(row, (err, inserted) => (err ? reject(err) : resolve(inserted)));
+    });
+  }
+
+  /**
+   * {@link persistTelemetry} with a callback instead of a promise, for the broker's path (one reading per device
+   * publish: a promise, its executor and its two resolving functions per reading were garbage the collector paid
+   * for). `done` runs once, never synchronously.
+   */
+  storeTelemetry(row: TelemetryRow, done: StoredCallback): void {
     this.assertOpen();
     // A bad row is refused on its own here; inside the batch it would roll back everyone's readings.
     const problem = invalidRow(row);
-    if (problem) return Promise.reject(new TypeError(problem));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ row, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // While a sync runs, readings gather for the commit its completion makes (see requestSync).
-        if (!this.syncing) setImmediate(() => this.flush());
-      }
-    });
+    if (problem) {
+      const err = new TypeError(problem);
+      queueMicrotask(() => done(err, false));
+      return;
+    }
+    this.pending.push({ row, done });
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // While a sync runs, readings gather for the commit its completion makes (see requestSync).
+      if (!this.syncing) setImmediate(() => this.flush());
+    }
   }
 
   /**
@@ -535,19 +552,23 @@ export class HistoryStore {
     try {
       results = this.commitTelemetry(batch.map((p) => p.row));
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      const failed = asError(err);
+      queueMicrotask(() => {
+        for (const p of batch) p.done(failed, false);
+      });
       return;
     }
     const settle = () => {
-      for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] ?? false);
+      for (let i = 0; i < batch.length; i++) batch[i]?.done(null, results[i] ?? false);
     };
     if (!this.syncWal) {
-      settle();
+      // Never inside the caller of flush() (a read commits the queue first): callbacks run after it returns.
+      queueMicrotask(settle);
       return;
     }
     this.awaitingSync.push(settle);
     this.awaitingSyncFailed.push((err) => {
-      for (const p of batch) p.reject(err);
+      for (const p of batch) p.done(asError(err), false);
     });
     this.requestSync();
   }

@@ -217,7 +217,7 @@ class SensorServer {
     else if (verdict.flag === "stuck")
       this.setHealth(state, "faulty", `no change for ${config.flatLineMs} ms (stuck)`);
     else this.setHealth(state, "ok");
-    state.history = remember(state.history, value, reading.ts);
+    state.history = remember(state.history, value, reading.ts, verdict.ok ? verdict.flag : undefined);
     hub.state.setReading(device, config.id, value, reading.ts, state.health);
     this.publish(state);
     return state;

@@ -18,6 +18,13 @@ export interface History {
   lastTs: number | null;
   /** When the value last changed. */
   changedAt: number | null;
+  /**
+   * The last accepted reading that was not flagged as noise. The rate bound is checked against it as well as
+   * against the previous reading: a value back to where it was before a glitch (a loose wire reconnected) is not
+   * noise, even though it jumps from the glitch.
+   */
+  steadyValue?: number | null;
+  steadyTs?: number | null;
 }
 
 const NUMERIC = new Set(["thermometer", "analog", "humidity", "light"]);
@@ -46,8 +53,14 @@ export function checkReading(config: SensorConfig, value: unknown, ts: number, h
       typeof history.lastValue === "number" &&
       history.lastTs !== null
     ) {
-      const dt = Math.max(1, ts - history.lastTs) / 1000;
-      if (Math.abs(value - history.lastValue) / dt > config.maxRatePerS) return { ok: true, flag: "noise" };
+      const tooFast = (from: number, at: number) =>
+        Math.abs(value - from) / (Math.max(1, ts - at) / 1000) > (config.maxRatePerS as number);
+      const { steadyValue, steadyTs } = history;
+      if (
+        tooFast(history.lastValue, history.lastTs) &&
+        (typeof steadyValue !== "number" || typeof steadyTs !== "number" || tooFast(steadyValue, steadyTs))
+      )
+        return { ok: true, flag: "noise" };
     }
   } else if (BOOLEAN.has(config.kind)) {
     if (typeof value !== "boolean" && value !== 0 && value !== 1) {
@@ -69,8 +82,15 @@ export function checkReading(config: SensorConfig, value: unknown, ts: number, h
   return { ok: true };
 }
 
-/** The history after an accepted reading. */
-export function remember(history: History, value: ReadingValue, ts: number): History {
+/** The history after an accepted reading (`flag`: what {@link checkReading} flagged it as, if anything). */
+export function remember(history: History, value: ReadingValue, ts: number, flag?: "noise" | "stuck"): History {
   const changed = history.lastValue === null || value !== history.lastValue;
-  return { lastValue: value, lastTs: ts, changedAt: changed ? ts : history.changedAt };
+  const steady = flag !== "noise" && typeof value === "number";
+  return {
+    lastValue: value,
+    lastTs: ts,
+    changedAt: changed ? ts : history.changedAt,
+    steadyValue: steady ? value : (history.steadyValue ?? null),
+    steadyTs: steady ? ts : (history.steadyTs ?? null),
+  };
 }

@@ -262,7 +262,9 @@ export async function connectExternalBroker(options: ExternalBrokerOptions): Pro
         clientId,
       };
       what = `telemetry from ${device}/${message.sensor}`;
-      handled = Promise.resolve().then(() => options.onTelemetry(message));
+      handled = new Promise<void>((resolve, reject) => {
+        options.onTelemetry(message, (err) => (err === undefined || err === null ? resolve() : reject(err)));
+      });
     } else if (device !== undefined && (kind === "status" || kind === "heartbeat" || kind === "reply")) {
       options.onMessage({ topic, payload, retain: packet.retain });
     }
