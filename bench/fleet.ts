@@ -613,7 +613,9 @@ async function serveHub(opts: { count: number; rate: number; tokenHash: string; 
   // How the history's group commit batched (FLEET_BENCH_STORE_STATS=1): readings per commit.
   if (process.env.FLEET_BENCH_STORE_STATS !== undefined) {
     const { inserted, commits } = hub.context.store.stats;
-    console.error(`store: ${inserted} readings in ${commits} commits (${(inserted / commits).toFixed(1)} per commit)`);
+    console.error(
+      `store: ${inserted} readings in ${commits} commits (${(inserted / commits).toFixed(1)} per commit)`,
+    );
   }
   await hub.stop();
   process.exit(0);

@@ -83,7 +83,12 @@ export function checkReading(config: SensorConfig, value: unknown, ts: number, h
 }
 
 /** The history after an accepted reading (`flag`: what {@link checkReading} flagged it as, if anything). */
-export function remember(history: History, value: ReadingValue, ts: number, flag?: "noise" | "stuck"): History {
+export function remember(
+  history: History,
+  value: ReadingValue,
+  ts: number,
+  flag?: "noise" | "stuck",
+): History {
   const changed = history.lastValue === null || value !== history.lastValue;
   const steady = flag !== "noise" && typeof value === "number";
   return {
