@@ -30,13 +30,7 @@ import { type AddressInfo, createServer as createNetServer, type Server, type So
 import { createServer as createTlsServer } from "node:tls";
 import { Aedes, type Client } from "aedes";
 import { type Logger, pino } from "pino";
-import {
-  checkPublish,
-  checkSubscribe,
-  type Identity,
-  parseDeviceTopic,
-  telemetrySensorOf,
-} from "./broker/acl.ts";
+import { checkPublish, checkSubscribe, type Identity, telemetrySensorOf } from "./broker/acl.ts";
 import { Credentials, type DeviceCredential, HUB_USERNAME } from "./broker/credentials.ts";
 import { AclError, MqttPortInUseError, PersistError } from "./broker/errors.ts";
 import { FrameError, FrameGuard } from "./broker/frame-guard.ts";
