@@ -96,6 +96,9 @@ export function busOver(handle: BrokerHandle): HubContext["bus"] {
   };
 }
 
+/** A publish's completion the hub does not wait for: one shared function, not a closure per publish. */
+const ignoreResult = () => undefined;
+
 /** The embedded broker behind the {@link HubBroker} face. */
 function embedded(broker: RunningBroker): HubBroker {
   return {
@@ -112,7 +115,7 @@ function embedded(broker: RunningBroker): HubBroker {
           retain: options.retain,
           dup: false,
         },
-        () => undefined,
+        ignoreResult,
       );
     },
     addDevice: (device) => broker.addDevice(device),
