@@ -17,7 +17,7 @@ const child = spawn(
   { stdio: "inherit" },
 );
 // A signal sent to this wrapper alone (kill PID, a service manager) reaches the CLI, which stops cleanly; Ctrl-C
-// reaches both through the terminal's process group, and the CLI handles it once.
+// reaches both through the terminal's process group, and the CLI takes the two as one (hub/cli/stop-signal.ts).
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(signal, () => {
     if (child.exitCode === null) child.kill(signal);

@@ -2,6 +2,7 @@
  * Runs a hub from command-line options: reads the fleet file, adds the demo fleet with `--simulate`, starts the
  * supervision tree, prints the two start-up lines of DESIGN.md, and stops everything on SIGINT/SIGTERM.
  */
+
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -13,6 +14,7 @@ import { scenarioService } from "../simulator/scenarios/service.ts";
 import { isLoopbackHost, PortInUseError } from "./api.ts";
 import { ExternalBrokerError, type ExternalBrokerSettings } from "./broker/external.ts";
 import { MqttPortInUseError } from "./broker.ts";
+import { onStopSignal } from "./cli/stop-signal.ts";
 import { type FleetConfig, FleetConfigSchema, loadFleetConfig } from "./config.ts";
 import { type RunningHub, startHub } from "./hub.ts";
 import { StartError } from "./runtime/index.ts";
@@ -195,10 +197,14 @@ export async function runHub(options: RunHubOptions): Promise<{ hub: RunningHub;
     })();
     return stopping;
   };
-  const onSignal = () => {
-    void stop().then(() => process.exit(0));
+  const onSignal = (signal: NodeJS.Signals) => {
+    // Said on the terminal: stopping the boards and closing the history can take a second or two.
+    console.log(`ganglion: stopping (${signal})…`);
+    void stop().then(() => {
+      console.log("ganglion: stopped");
+      process.exit(0);
+    });
   };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  onStopSignal(onSignal);
   return { hub, stop };
 }

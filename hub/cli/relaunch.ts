@@ -20,7 +20,7 @@ export function relaunchWithHeap(heapMb: number): Promise<number> {
     { stdio: "inherit", env: { ...process.env, [RELAUNCHED_ENV]: String(heapMb) } },
   );
   // A signal sent to this process alone (kill PID, a service manager) reaches the child, which stops cleanly;
-  // Ctrl-C reaches both through the terminal's process group, and the CLI handles it once.
+  // Ctrl-C reaches both through the terminal's process group, and the CLI takes the two as one (stop-signal.ts).
   const relay = (signal: NodeJS.Signals) => {
     if (child.exitCode === null) child.kill(signal);
   };

@@ -22,6 +22,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import type { Logger } from "pino";
 import { action, CliError } from "./common.ts";
 import { relaunchWithHeap, wasRelaunched } from "./relaunch.ts";
+import { onStopSignal } from "./stop-signal.ts";
 
 /** Options of `ganglion simulate` (load mode). */
 export interface SimulateOptions {
@@ -112,15 +113,10 @@ async function logger(defaultLevel: string): Promise<Logger> {
 function untilStopped(ms: number | undefined): Promise<string> {
   return new Promise((resolve) => {
     const done = (why: string) => {
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
       if (timer) clearTimeout(timer);
       resolve(why);
     };
-    const onInt = () => done("interrupted");
-    const onTerm = () => done("terminated");
-    process.once("SIGINT", onInt);
-    process.once("SIGTERM", onTerm);
+    onStopSignal((signal) => done(signal === "SIGINT" ? "interrupted" : "terminated"));
     const timer = ms === undefined ? undefined : setTimeout(() => done(`ran for ${ms / 1000} s`), ms);
   });
 }

@@ -9,6 +9,7 @@ import type { TreeNode } from "../runtime/index.ts";
 import type { HubEvent } from "../store.ts";
 import type { DeviceView, LiveUpdate } from "../view.ts";
 import { action, defaultHubUrl, parseHubUrl } from "./common.ts";
+import { onStopSignal } from "./stop-signal.ts";
 
 /** Options of `ganglion watch`. */
 export interface WatchOptions {
@@ -285,8 +286,7 @@ export async function runWatch(opts: WatchOptions): Promise<void> {
     const k = key.toString();
     if (k === "q" || k === "Q" || k === "\x03") quit();
   });
-  process.once("SIGINT", quit);
-  process.once("SIGTERM", quit);
+  onStopSignal(quit);
   out.on("resize", schedule);
   connect();
   await finished;

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { onStopSignal } from "../../hub/cli/stop-signal.ts";
 import { loadFleetConfig, parseTokensFile } from "../../hub/config.ts";
 import type { FleetSimulation } from "../fleet-sim.ts";
 
@@ -41,15 +42,7 @@ export interface FleetSimulationCliOptions {
 /** Resolves on Ctrl-C or SIGTERM. */
 function untilSignal(): Promise<string> {
   return new Promise((resolve) => {
-    const done = (why: string) => {
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
-      resolve(why);
-    };
-    const onInt = () => done("interrupted");
-    const onTerm = () => done("terminated");
-    process.once("SIGINT", onInt);
-    process.once("SIGTERM", onTerm);
+    onStopSignal((signal) => resolve(signal === "SIGINT" ? "interrupted" : "terminated"));
   });
 }
 
