@@ -3,10 +3,10 @@
  * `<dataDir>/ganglion.db`.
  *
  * Durability. The database runs in WAL mode. Every append commits before it returns (or, for
- * {@link HistoryStore.persistTelemetry}, before its promise resolves), so a caller that acknowledges after that
+ * {@link HistoryStore.storeTelemetry}, before its callback runs), so a caller that acknowledges after that
  * (the broker's PUBACK) never acknowledges a row that is not committed.
  * - `synchronous: "full"` (the default): a committed row is on disk before it is acknowledged: it survives
- *   `kill -9` of the hub and a power cut or kernel crash. {@link HistoryStore.persistTelemetry} resolves only once
+ *   `kill -9` of the hub and a power cut or kernel crash. {@link HistoryStore.storeTelemetry} answers only once
  *   an `fdatasync` of the WAL that started after its commit has completed; {@link HistoryStore.appendTelemetry}
  *   syncs before it returns.
  * - `synchronous: "normal"`: commits reach the WAL file (the OS page cache) without an fsync; the WAL is synced at
@@ -19,7 +19,7 @@
  * checkpoint (which moves frames into the database and lets the WAL be reused) syncs the WAL and the database
  * itself first under NORMAL, so a frame is on disk in one or the other. Status, event and state commits are synced
  * by the next sync too (nothing waits for it).
- * Group commit: rows handed to `persistTelemetry` in the same turn of the event loop share one transaction; while
+ * Group commit: rows handed to `storeTelemetry` in the same turn of the event loop share one transaction; while
  * a sync is in flight, rows gather and are committed in one transaction when it completes, then synced by the
  * next one — so durability costs per batch, not per reading.
  *

@@ -5,7 +5,7 @@
  *
  * Durability. The hub cannot hold the external broker's PUBACK to a device; what it controls is its own PUBACK to
  * the broker. It subscribes with QoS 1, in a persistent session (`clean: false`, a stable client id), and
- * acknowledges a `telemetry/<sensor>` message only after `onTelemetry` resolved (the reading is committed). A
+ * acknowledges a `telemetry/<sensor>` message only after `onTelemetry` answered (the reading is committed). A
  * message the hub did not persist — the hub was killed, the link dropped, the write failed — stays unacknowledged
  * in the broker's session and is redelivered when the hub reconnects; messages published while the hub is away
  * are queued there too. So a reading the broker accepted is lost only if the broker loses it (it is not persistent,
