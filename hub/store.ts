@@ -184,9 +184,9 @@ export function deviceOfPath(path: string): string | null {
   return m?.[1] ?? null;
 }
 
-/** Why a row cannot be stored, or `null`. */
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
+/** Why a row cannot be stored, or `null`. */
 function invalidRow(row: TelemetryRow): string | null {
   if (
     typeof row.device !== "string" ||
@@ -490,8 +490,8 @@ export class HistoryStore {
 
   /**
    * Appends one reading with group commit: rows handed over in the same turn of the event loop are committed in
-   * one transaction. Resolves (`true` if new, `false` if a duplicate) once that transaction is committed; rejects
-   * if it failed. This is what the broker awaits before it sends a PUBACK.
+   * one transaction. Resolves (`true` if new, `false` if a duplicate) once that transaction is durable; rejects
+   * if it failed. The broker's path uses {@link storeTelemetry}, the same with a callback.
    */
   persistTelemetry(row: TelemetryRow): Promise<boolean> {
     return new Promise((resolve, reject) => {
@@ -752,18 +752,10 @@ export class HistoryStore {
       ).map((r) => [r.id, JSON.parse(r.state) as Record<string, unknown>]),
     );
     for (const [key, entry] of this.sensors) {
-      const row = this.stmts.latest.get(entry.id) as
-        | { ts: number; seq: number | null; value: string }
-        | undefined;
-      if (!row) continue;
+      const newest = this.newestOf(entry);
+      if (newest === undefined) continue;
       const [device, sensor] = key.split("\0") as [string, string];
-      const reading: LatestReading = {
-        device,
-        sensor,
-        ts: row.ts,
-        seq: row.seq,
-        value: JSON.parse(row.value) as ReadingValue,
-      };
+      const reading: LatestReading = { device, sensor, ...newest };
       const state = states.get(entry.id);
       if (state) reading.state = state;
       out.push(reading);
@@ -775,7 +767,11 @@ export class HistoryStore {
   latestOf(device: string, sensor: string): StoredReading | undefined {
     this.assertOpen();
     const entry = this.sensors.get(`${device}\0${sensor}`);
-    if (entry === undefined) return undefined;
+    return entry === undefined ? undefined : this.newestOf(entry);
+  }
+
+  /** A sensor's newest committed row, decoded. */
+  private newestOf(entry: SensorEntry): StoredReading | undefined {
     const row = this.stmts.latest.get(entry.id) as
       | { ts: number; seq: number | null; value: string }
       | undefined;

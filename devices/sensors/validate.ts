@@ -30,6 +30,11 @@ export interface History {
 const NUMERIC = new Set(["thermometer", "analog", "humidity", "light"]);
 const BOOLEAN = new Set(["button", "digital-in"]);
 
+/** Whether going from `from` (at `fromTs`) to `value` (at `ts`) is faster than `maxPerS`. */
+function tooFast(value: number, ts: number, from: number, fromTs: number, maxPerS: number): boolean {
+  return Math.abs(value - from) / (Math.max(1, ts - fromTs) / 1000) > maxPerS;
+}
+
 /** Validates one reading against the sensor's configuration and its history. */
 export function checkReading(config: SensorConfig, value: unknown, ts: number, history: History): Verdict {
   if (NUMERIC.has(config.kind)) {
@@ -53,12 +58,13 @@ export function checkReading(config: SensorConfig, value: unknown, ts: number, h
       typeof history.lastValue === "number" &&
       history.lastTs !== null
     ) {
-      const tooFast = (from: number, at: number) =>
-        Math.abs(value - from) / (Math.max(1, ts - at) / 1000) > (config.maxRatePerS as number);
+      const max = config.maxRatePerS;
       const { steadyValue, steadyTs } = history;
       if (
-        tooFast(history.lastValue, history.lastTs) &&
-        (typeof steadyValue !== "number" || typeof steadyTs !== "number" || tooFast(steadyValue, steadyTs))
+        tooFast(value, ts, history.lastValue, history.lastTs, max) &&
+        (typeof steadyValue !== "number" ||
+          typeof steadyTs !== "number" ||
+          tooFast(value, ts, steadyValue, steadyTs, max))
       )
         return { ok: true, flag: "noise" };
     }

@@ -229,10 +229,11 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
   const { totalmem } = await import("node:os");
   // Boards that will not fit Node's default heap (~4 GB: 100k boards need ~5 GB): run again with the heap they
   // need, when the machine has it (at most 3/4 of its memory), rather than leave the user to find the flag.
-  const heapMb = heapNeededMb(opts.devices, getHeapStatistics().heap_size_limit);
+  const heapLimit = getHeapStatistics().heap_size_limit;
+  const heapMb = heapNeededMb(opts.devices, heapLimit);
   if (heapMb !== null && !wasRelaunched() && heapMb * 2 ** 20 <= totalmem() * 0.75) {
     console.log(
-      `ganglion: ${opts.devices} boards need a ${heapMb / 1024} GB V8 heap (this process may use ${Math.round(getHeapStatistics().heap_size_limit / 2 ** 20)} MB); running again with --max-old-space-size=${heapMb}`,
+      `ganglion: ${opts.devices} boards need a ${heapMb / 1024} GB V8 heap (this process may use ${Math.round(heapLimit / 2 ** 20)} MB); running again with --max-old-space-size=${heapMb}`,
     );
     process.exitCode = await relaunchWithHeap(heapMb);
     return;
@@ -251,7 +252,7 @@ async function runInProcess(opts: SimulateOptions & { devices: number }): Promis
   console.log(
     `ganglion: in-process hub with ${opts.devices} Firmata boards, ${opts.rate} readings/s each; history in ${dataDir}${ownDir && shm ? " (tmpfs; --data-dir to use a disk)" : ""}; Ctrl-C stops`,
   );
-  const advice = heapAdvice(opts.devices, getHeapStatistics().heap_size_limit);
+  const advice = heapAdvice(opts.devices, heapLimit);
   if (advice !== null) console.log(`ganglion: ${advice}`);
   const line = new StatusLine(process.stdout);
   const stopped = untilStopped(opts.duration);
