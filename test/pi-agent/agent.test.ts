@@ -260,6 +260,17 @@ describe("pi-agent against a real broker and a virtual sysfs", () => {
     expect(sys.readGpio(27)).toBe(1); // toggled once, not twice
   });
 
+  it("drops a reply whose connection ended while the command ran (the hub redelivers it), without throwing", async () => {
+    const { hub, agent } = await rig();
+    await hub.until((m) => m.some((x) => x.topic === `${T}/status` && x.text === "online"));
+    // The connection a command came in on, ended before its reply (a partition, a stop): mqtt.js throws on a
+    // publish after end(), and onCommand's rejection went unhandled (seen in CI).
+    const client = (agent as unknown as { client: import("mqtt").MqttClient }).client;
+    await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+    const sendReply = (agent as unknown as { sendReply(c: unknown, r: unknown): void }).sendReply.bind(agent);
+    expect(() => sendReply(client, { id: "late", ok: true })).not.toThrow();
+  });
+
   it("fires the retained last will offline when its socket is cut, and comes back online", async () => {
     const { hub, broker } = await rig();
     await hub.until((m) => m.some((x) => x.topic === `${T}/status` && x.text === "online"));

@@ -445,7 +445,9 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private sendReply(client: MqttClient, reply: Reply): void {
     // A reply lost to a dropped connection is not lost for good: the hub redelivers the command (QoS 1) and the
-    // remembered reply is sent again.
+    // remembered reply is sent again. A connection ended while the command ran (a partition, a stop) is skipped:
+    // mqtt.js throws on a publish after end(), and it surfaced as an unhandled rejection of onCommand.
+    if (client.disconnecting || client.disconnected) return;
     client.publish(`${this.topicBase}/reply`, JSON.stringify(reply), { qos: 1 }, this.publishFailed);
   }
 
